@@ -1,0 +1,7 @@
+"""`python -m segkit ...` is the same as the `segkit` command."""
+
+import sys
+
+from segkit.cli import main
+
+sys.exit(main())
