@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/segkit demo
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks

@@ -1,0 +1,435 @@
+"""How fast does segkit train the lesson UNet on a CPU, and why?
+
+    .venv/bin/python benchmarks/bench_train.py            # a few minutes on 2 cores
+    .venv/bin/python benchmarks/bench_train.py --quick    # about a minute, rougher figures
+
+Three parts, all on the CPU, all in one process so that the ratios compare like with like:
+
+1. Step throughput of the default UNet (32 base features, depth 4) at 256x256, batch 4:
+   training step (forward, BCE + Dice loss in fp32, backward, AdamW) and inference, in fp32,
+   channels_last, bf16 autocast and both; then what `fit` picks by itself ("auto").
+   The variants are timed round-robin (one step of each in turn) and the median step time is
+   reported, so a neighbour process slowing the machine down hits every variant alike.
+2. Hardware utilisation: FLOPs of one training step (torch.utils.flop_counter) divided by its
+   time, as a fraction of what this CPU reaches on one large convolution (3x3, 256 -> 256
+   channels, 64x64, batch 8) in fp32 and in bf16.
+3. Whole program, same photos: a faithful re-creation of the source lesson's training script
+   (BatchNorm2d and ReLU created inside forward, Adam, soft Dice on sigmoid, a Dataset that
+   opens and resizes every photo with PIL on every access, torch.save(model) every epoch)
+   against what `segkit train` runs (SegmentationFolder with cache and augmentation, 20%
+   held out for validation, fit with its defaults, last.pt/best.pt/history.json each epoch).
+   Each runs in a fresh Python process, timed from start to exit (imports, warm-up, data
+   loading, validation and saving included); reported as training images per second.
+
+On a shared machine use --threads 1: a process whose 2 OpenMP threads compete with other
+programs for 2 cores spends much of its time waiting for a descheduled thread.
+
+4. (--recipe DATA, separate) the sweep behind TrainConfig's defaults: held-out IoU after a
+   fixed number of training images for several learning rates, batch sizes and schedules.
+
+Not part of the test run. Figures and the command go into benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFilter
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from segkit.data import SegmentationFolder, split_folder, train_transforms  # noqa: E402
+from segkit.losses import default_loss  # noqa: E402
+from segkit.model import UNet  # noqa: E402
+from segkit.train import (TrainConfig, choose_precision, cpu_has_native_bf16, fit, make_optimizer,  # noqa: E402
+                          seed_everything)
+
+VARIANTS = {  # name: (autocast dtype, channels_last)
+    "fp32": (None, False),
+    "channels_last": (None, True),
+    "bf16 autocast": (torch.bfloat16, False),
+    "bf16 + channels_last": (torch.bfloat16, True),
+}
+
+
+# ------------------------------------------------------------------------------ 1. steps
+
+def make_step(dtype: torch.dtype | None, channels_last: bool, batch: int, size: int, train: bool,
+              fit_optimizer: bool = False):
+    """A closure running one training (or inference) step of a fresh default UNet.
+
+    fit_optimizer: use fit's optimizer (segkit.train.make_optimizer: fused AdamW) instead of a
+    plain torch.optim.AdamW."""
+    torch.manual_seed(0)
+    model = UNet()
+    images = torch.rand(batch, 3, size, size)
+    masks = (torch.rand(batch, size, size) > 0.7).long()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    if train:
+        model.train()
+        loss_fn = default_loss(1)
+        optimizer = (make_optimizer(model, 1e-3, 1e-2, torch.device("cpu")) if fit_optimizer
+                     else torch.optim.AdamW(model.parameters(), lr=1e-3))
+
+        def step() -> None:
+            with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+                logits = model(images)
+            loss = loss_fn(logits.float(), masks)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    else:
+        model.eval()
+
+        def step() -> None:
+            with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+                model(images)
+    return step
+
+
+def time_round_robin(steps: dict, repeats: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds per call of each closure, interleaved: [a, b, c, a, b, c, ...]."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            started = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - started)
+    return times
+
+
+def bench_steps(batch: int, size: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Median seconds per step of each variant, and of what fit runs ("fit auto")."""
+    auto_dtype, auto_cl = choose_precision(torch.device("cpu"))
+    auto_name = next(name for name, value in VARIANTS.items() if value == (auto_dtype, auto_cl))
+    fit_name = f"fit auto ({auto_name}, fused AdamW)"
+    results: dict[str, dict[str, float]] = {}
+    for mode in ("train", "inference"):
+        train = mode == "train"
+        steps = {name: make_step(dtype, cl, batch, size, train) for name, (dtype, cl) in VARIANTS.items()}
+        if train:  # fit's own optimizer differs from a plain AdamW; its inference is the variant's
+            steps[fit_name] = make_step(auto_dtype, auto_cl, batch, size, train, fit_optimizer=True)
+        times = time_round_robin(steps, repeats)
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        if not train:
+            medians[fit_name], times[fit_name] = medians[auto_name], times[auto_name]
+        results[mode] = medians
+        print(f"\n{mode} step, UNet() {size}x{size}, batch {batch}, median of {repeats}, interleaved "
+              f"(images/s, ratio to fp32, fastest..slowest step):")
+        for name, median in medians.items():
+            print(f"  {name:<44} {batch / median:7.2f} img/s  {medians['fp32'] / median:5.2f}x   "
+                  f"[{min(times[name]):.3f}..{max(times[name]):.3f} s]")
+    return results
+
+
+# ------------------------------------------------------------------------------ 2. FLOPs
+
+def conv_peak(dtype: torch.dtype | None, repeats: int) -> float:
+    """Peak FLOP/s this CPU reaches on one large 3x3 conv (forward): fastest of `repeats` runs,
+    better memory layout of the two."""
+    best = 0.0
+    x = torch.rand(8, 256, 64, 64)
+    conv = nn.Conv2d(256, 256, 3, padding=1, bias=False)
+    flops = 2 * 8 * 256 * 64 * 64 * 256 * 9
+    for channels_last in (False, True):
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        xx, cc = x.contiguous(memory_format=fmt), conv.to(memory_format=fmt)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            for _ in range(2):
+                cc(xx)
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                cc(xx)
+                times.append(time.perf_counter() - started)
+        best = max(best, flops / min(times))  # the peak: the fastest run, not a typical one
+    return best
+
+
+def train_step_flops(batch: int, size: int) -> int:
+    model = UNet()
+    images = torch.rand(batch, 3, size, size)
+    masks = (torch.rand(batch, size, size) > 0.7).long()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss = default_loss(1)(model(images).float(), masks)
+        loss.backward()
+    return counter.get_total_flops()
+
+
+# ------------------------------------------------------------------------------ 3. whole program
+
+def make_photos(root: Path, n: int, width: int = 400, height: int = 300, seed: int = 0) -> Path:
+    """N JPEG 'photos' (textured background, 1-2 blobs) and palette PNG masks, VOC layout."""
+    rng = np.random.default_rng(seed)
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "SegmentationClassPNG").mkdir()
+    (root / "class_names.txt").write_text("_background_\ncat\n")
+    for i in range(n):
+        noise = rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8)
+        photo = Image.fromarray(noise).resize((width, height), Image.Resampling.BICUBIC)
+        mask = Image.new("P", (width, height), 0)
+        mask.putpalette([0, 0, 0, 0, 128, 0] + [0] * 762)
+        draw_photo, draw_mask = ImageDraw.Draw(photo), ImageDraw.Draw(mask)
+        for _ in range(rng.integers(1, 3)):
+            w, h = rng.integers(60, 180), rng.integers(50, 150)
+            x, y = rng.integers(0, width - w), rng.integers(0, height - h)
+            colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+            draw_photo.ellipse([x, y, x + w, y + h], fill=colour)
+            draw_mask.ellipse([x, y, x + w, y + h], fill=1)
+        photo.filter(ImageFilter.GaussianBlur(1)).save(root / "JPEGImages" / f"img_{i:03d}.jpg", quality=90)
+        mask.save(root / "SegmentationClassPNG" / f"img_{i:03d}.png")
+    return root
+
+
+class LessonDataset(Dataset):
+    """The lesson's Dataset: open, convert, resize with PIL on every access; mask gets a channel axis."""
+
+    def __init__(self, root: Path) -> None:
+        self.images = sorted((root / "JPEGImages").glob("*.jpg"))
+        self.masks = [root / "SegmentationClassPNG" / (p.stem + ".png") for p in self.images]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        image = Image.open(self.images[index]).convert("RGB").resize((256, 256))
+        mask = Image.open(self.masks[index]).resize((256, 256))
+        image = np.array(image) / 255.0
+        image = torch.tensor(image.transpose(2, 0, 1), dtype=torch.float32)
+        mask = torch.tensor(np.array(mask), dtype=torch.float32).unsqueeze(0)
+        return image, mask
+
+
+class LessonUNet(nn.Module):
+    """The lesson's UNet: convs are layers, but BatchNorm2d and ReLU are made inside forward()
+    (so BN is fresh every call: untrained, batch statistics only, never on the GPU)."""
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 1) -> None:
+        super().__init__()
+        widths = [32, 64, 128, 256, 512]
+
+        def double(cin: int, cout: int) -> nn.ModuleList:
+            return nn.ModuleList([nn.Conv2d(cin, cout, 3, padding="same"), nn.Conv2d(cout, cout, 3, padding="same")])
+
+        self.encoder = nn.ModuleList([double(in_channels, 32)] + [double(widths[i], widths[i + 1]) for i in range(4)])
+        self.ups = nn.ModuleList([nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(4))])
+        self.decoder = nn.ModuleList([double(widths[i + 1], widths[i]) for i in reversed(range(4))])
+        self.out = nn.Conv2d(32, out_channels, 1)
+
+    @staticmethod
+    def block(x: torch.Tensor, convs: nn.ModuleList) -> torch.Tensor:
+        for conv in convs:
+            x = conv(x)
+            x = nn.BatchNorm2d(x.shape[1])(x)  # the lesson's bug, kept on purpose
+            x = nn.ReLU()(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, convs in enumerate(self.encoder):
+            x = self.block(x, convs)
+            if i < 4:
+                skips.append(x)
+                x = F.max_pool2d(x, 2)
+        for up, convs in zip(self.ups, self.decoder):
+            x = torch.cat([skips.pop(), up(x)], dim=1)
+            x = self.block(x, convs)
+        return torch.sigmoid(self.out(x))
+
+
+def lesson_dice_loss(probs: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    intersection = (probs * target).sum()
+    return 1 - (2 * intersection + smooth) / (probs.sum() + target.sum() + smooth)
+
+
+def lesson_program(root: Path, epochs: int, out: Path) -> dict:
+    """The source lesson's training script. Returns training images processed and the training
+    rate of the last epoch (img/s, data loading included)."""
+    torch.manual_seed(0)
+    loader = DataLoader(LessonDataset(root), batch_size=4, shuffle=True)
+    model = LessonUNet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    images_seen = 0
+    for epoch in range(epochs):
+        running, epoch_started = 0.0, time.perf_counter()
+        for images, masks in loader:
+            optimizer.zero_grad()
+            loss = lesson_dice_loss(model(images), masks)
+            loss.backward()
+            optimizer.step()
+            running += loss.item()
+            images_seen += images.shape[0]
+        rate = len(loader.dataset) / (time.perf_counter() - epoch_started)
+        print(f"  lesson epoch {epoch + 1}: dice loss {running / len(loader):.4f}, {rate:.2f} img/s", file=sys.stderr)
+        torch.save(model, out / f"lesson_epoch_{epoch + 1}.pth")  # the whole pickled model, as the lesson did
+    return {"images": images_seen, "last_epoch_rate": rate}
+
+
+def segkit_program(root: Path, epochs: int, out: Path) -> dict:
+    """What `segkit train ROOT --out OUT --epochs E` runs (segkit/cli.py cmd_train): 20% held out
+    for validation, augmentation, cached dataset, fit's defaults, checkpoints every epoch."""
+    seed_everything(0)
+    train_ds, val_ds = split_folder(root, val_fraction=0.2, seed=0, train_transforms=train_transforms(),
+                                    image_size=256, cache=True)
+    model = UNet(num_classes=1)
+    history = fit(model, train_ds, val_ds, TrainConfig(epochs=epochs, progress=False), out_dir=out,
+                  class_names=train_ds.class_names)
+    for row in history:
+        print(f"  segkit epoch {row['epoch']}: loss {row['train_loss']:.4f}, val mIoU {row['val_miou']}, "
+              f"training phase {row['images_per_second']:.2f} img/s", file=sys.stderr)
+    steps = len(train_ds) // 4 if len(train_ds) > 4 else 1  # fit drops a last, partial batch
+    return {"images": epochs * steps * min(4, len(train_ds)), "last_epoch_rate": history[-1]["images_per_second"]}
+
+
+def time_program(name: str, root: Path, epochs: int, out: Path, threads: int | None) -> tuple[float, dict]:
+    """Run one program in a fresh Python process (imports, warm-up, saving all included):
+    (wall seconds, {"images": training images, "last_epoch_rate": img/s})."""
+    command = [sys.executable, __file__, "--run-program", name, "--root", str(root), "--epochs", str(epochs),
+               "--out", str(out)] + (["--threads", str(threads)] if threads else [])
+    started = time.perf_counter()
+    result = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+    return time.perf_counter() - started, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------ 4. recipe (optional)
+
+RECIPE_GRID = [  # (lr, batch size, schedule, seed)
+    *[(lr, 4, "cosine", seed) for lr in (5e-4, 1e-3, 2e-3, 3e-3) for seed in (0, 1, 2)],
+    *[(1e-3, 8, "cosine", seed) for seed in (0, 1, 2)],
+    *[(1e-3, 4, "constant", seed) for seed in (0, 1, 2)],
+]
+
+
+def recipe_sweep(data: Path, image_size: int, epochs: int) -> None:
+    """Held-out foreground IoU after a fixed number of training images, for a grid of recipes.
+
+    data: a folder with train/ and test/ in VOC layout (e.g. RUN/data from `segkit demo`).
+    A fixed image count rather than a fixed time keeps the comparison fair on a busy machine.
+    """
+    import segkit.train as train_module
+    from segkit.train import evaluate
+
+    train_ds = SegmentationFolder(data / "train", image_size=image_size, transforms=train_transforms(), cache=True)
+    test_ds = SegmentationFolder(data / "test", image_size=image_size, cache=True)
+    cosine = train_module.lr_factor
+    print(f"\nRecipe sweep: {len(train_ds)} training / {len(test_ds)} test photos at {image_size}px, "
+          f"{epochs} epochs ({epochs * len(train_ds)} training images), test foreground IoU:")
+    for lr, batch_size, schedule, seed in RECIPE_GRID:
+        train_module.lr_factor = cosine if schedule == "cosine" else (lambda progress, warmup=0.0, final=0.0: 1.0)
+        try:
+            seed_everything(seed)
+            model = UNet()
+            fit(model, train_ds, None, TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                                                   progress=False))
+        finally:
+            train_module.lr_factor = cosine
+        miou = evaluate(model, test_ds)["miou"]
+        print(f"  lr {lr:g}  batch {batch_size}  {schedule:<8}  seed {seed}:  IoU {miou:.3f}", flush=True)
+
+
+# ------------------------------------------------------------------------------ main
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps and photos: rough figures, about a minute")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per variant (default 10, --quick 3)")
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice, one per core)")
+    parser.add_argument("--photos", type=int, default=None, help="photos for part 3 (default 24, --quick 12)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs for part 3 (default 4, --quick 2)")
+    parser.add_argument("--repeats", type=int, default=1, help="part 3: run both programs this many times, alternating; best of each")
+    parser.add_argument("--data", default=None, help="a VOC folder for part 3 instead of generated photos")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["steps", "flops", "program"])
+    parser.add_argument("--recipe", metavar="DATA", default=None,
+                        help="only run the recipe sweep on DATA/train and DATA/test (VOC layout); ~25 min")
+    parser.add_argument("--recipe-size", type=int, default=128, help="image size of the recipe sweep (the demo's)")
+    parser.add_argument("--recipe-epochs", type=int, default=8)
+    parser.add_argument("--run-program", choices=["lesson", "segkit"], help=argparse.SUPPRESS)  # internal
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.run_program:  # child process of part 3
+        program = lesson_program if args.run_program == "lesson" else segkit_program
+        print(json.dumps(program(Path(args.root), args.epochs, Path(args.out))))
+        return
+    if args.recipe:
+        recipe_sweep(Path(args.recipe), args.recipe_size, args.recipe_epochs)
+        return
+    steps = args.steps or (3 if args.quick else 10)
+    photos = args.photos or (12 if args.quick else 24)
+    epochs = args.epochs or (2 if args.quick else 4)
+
+    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {caps.get('cpu_name', '?')}, "
+          f"capability {torch.backends.cpu.get_cpu_capability()}, native bf16: {cpu_has_native_bf16()}")
+    dtype, cl = choose_precision(torch.device("cpu"))
+    print(f"fit's automatic choice on this CPU: {'bf16' if dtype else 'fp32'}{' + channels_last' if cl else ''}")
+
+    results = {}
+    if "steps" not in args.skip:
+        results = bench_steps(args.batch_size, args.image_size, steps)
+
+    if "flops" not in args.skip:
+        print("\nHardware utilisation (training step FLOPs / time, vs one large conv's FLOP/s):")
+        flops = train_step_flops(args.batch_size, args.image_size)
+        peaks = {"fp32": conv_peak(None, steps), "bf16": conv_peak(torch.bfloat16, steps)}
+        print(f"  training step: {flops / 1e9:.1f} GFLOP (convs, fwd + bwd); conv 3x3 256->256 64x64 b8: "
+              f"fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
+        for name, seconds in results.get("train", {}).items():
+            achieved = flops / seconds
+            kind = "fp32" if VARIANTS.get(name, (dtype,))[0] is None else "bf16"
+            print(f"  {name:<44} {achieved / 1e9:6.0f} GFLOP/s = {achieved / peaks[kind]:5.1%} of the {kind} conv"
+                  + (f", {achieved / peaks['fp32']:5.1%} of the fp32 conv" if kind == "bf16" else ""))
+
+    if "program" not in args.skip:
+        with tempfile.TemporaryDirectory(prefix="segkit-bench-") as temp:
+            temp = Path(temp)
+            root = Path(args.data) if args.data else make_photos(temp / "photos", photos)
+            n = len(list((root / "JPEGImages").iterdir()))
+            print(f"\nWhole program, {n} photos ({'from ' + str(root) if args.data else 'generated, 400x300 JPEG'}), "
+                  f"{epochs} epoch(s), batch 4, 256x256, each in a fresh process, best of {args.repeats}:", flush=True)
+            best: dict[str, tuple[float, dict]] = {}
+            for repeat in range(args.repeats):
+                for name in ("lesson", "segkit"):
+                    out = temp / f"{name}_{repeat}"
+                    out.mkdir()
+                    seconds, images = time_program(name, root, epochs, out, args.threads)
+                    if name not in best or seconds < best[name][0]:
+                        best[name] = (seconds, images)
+            (lesson_seconds, lesson), (segkit_seconds, segkit) = best["lesson"], best["segkit"]
+            lesson_images, segkit_images = lesson["images"], segkit["images"]
+            lesson_rate, segkit_rate = lesson_images / lesson_seconds, segkit_images / segkit_seconds
+            print(f"  lesson script (fp32, PIL every item, BN in forward, torch.save(model)): {lesson_images} "
+                  f"training images in {lesson_seconds:.1f} s = {lesson_rate:.2f} img/s")
+            print(f"  segkit train (fit: auto precision, cache, augmentation, validation, checkpoints): "
+                  f"{segkit_images} training images in {segkit_seconds:.1f} s = {segkit_rate:.2f} img/s")
+            print(f"  segkit / lesson: {segkit_rate / lesson_rate:.2f}x whole program (target >= 3x); "
+                  f"last epoch's training phase: {segkit['last_epoch_rate']:.2f} vs {lesson['last_epoch_rate']:.2f} img/s "
+                  f"= {segkit['last_epoch_rate'] / lesson['last_epoch_rate']:.2f}x")
+            print("  (short runs are dominated by start-up: Python imports, first-epoch caching, warm-up)")
+
+
+if __name__ == "__main__":
+    main()
