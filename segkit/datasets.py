@@ -224,3 +224,18 @@ def bundled(kind: str = "cats", split: str = "train", cache_dir: str | Path | No
             raise
         shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def shipped_checkpoint(kind: str = "cats") -> Path:
+    """The small trained checkpoint shipped in `data/checkpoints/<kind>_unet.pt`.
+
+    Load it with `segkit.load_checkpoint(path)`. Beside it, `<kind>_unet.json` records the
+    `segkit train` command that made it and the `segkit evaluate` result on the test split
+    (data/README.md says more).
+    """
+    path = DATA_DIR / "checkpoints" / f"{kind}_unet.pt"
+    if not path.is_file():
+        shipped = sorted(p.stem.removesuffix("_unet") for p in (DATA_DIR / "checkpoints").glob("*_unet.pt"))
+        raise FileNotFoundError(f"No shipped checkpoint at {path}. Shipped kinds: {shipped}. "
+                                "Retrain it with the command in data/README.md.")
+    return path

@@ -44,6 +44,7 @@ import PIL.ImageDraw
 import PIL.ImageFont
 from tqdm.auto import tqdm
 
+from segkit.files import atomic_write
 from segkit.metrics import IGNORE_INDEX
 from segkit.palette import default_palette, flat_palette
 
@@ -528,20 +529,6 @@ def _encode_jpeg(image: PIL.Image.Image, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: a crash leaves no half-written file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def save_palette_mask(mask: np.ndarray, path: str | os.PathLike) -> None:
     """Save an (H, W) mask of class indices (0..255, 255 = ignore) as a palette PNG.
 
@@ -553,7 +540,7 @@ def save_palette_mask(mask: np.ndarray, path: str | os.PathLike) -> None:
         raise ValueError(f"mask must be (H, W), got shape {mask.shape}")
     if mask.size and (mask.min() < 0 or mask.max() > 255):
         raise ValueError(f"mask values must be class indices in 0..255, got {mask.min()}..{mask.max()}")
-    _atomic_write(Path(path), _encode_palette_png(mask.astype(np.uint8)))
+    atomic_write(Path(path), _encode_palette_png(mask.astype(np.uint8)))
 
 
 def _class_label(index: int, class_names: Sequence[str]) -> str:
@@ -707,9 +694,9 @@ def _export_one(json_path: Path, output_dir: Path, labels: LabelSet, label_to_id
     mask_bytes = _encode_palette_png(mask)
     overlay_bytes = _encode_jpeg(_visualize(labelled.image, mask, labels.names), quality=90)
     # Everything is encoded before anything is written, so a bad file leaves no partial output.
-    _atomic_write(photo_path, photo_bytes)
-    _atomic_write(output_dir / "SegmentationClassVisualization" / f"{stem}.jpg", overlay_bytes)
-    _atomic_write(output_dir / "SegmentationClass" / f"{stem}.png", mask_bytes)
+    atomic_write(photo_path, photo_bytes)
+    atomic_write(output_dir / "SegmentationClassVisualization" / f"{stem}.jpg", overlay_bytes)
+    atomic_write(output_dir / "SegmentationClass" / f"{stem}.png", mask_bytes)
 
 
 def export_labelme_folder(
@@ -747,7 +734,7 @@ def export_labelme_folder(
     for subdir in OUTPUT_SUBDIRS:
         (output_dir / subdir).mkdir(parents=True, exist_ok=True)
     # As labelme2voc: _background_ first, no __ignore__, no newline after the last name.
-    _atomic_write(output_dir / CLASS_NAMES_FILE, "\n".join(labels.names).encode("utf-8"))
+    atomic_write(output_dir / CLASS_NAMES_FILE, "\n".join(labels.names).encode("utf-8"))
 
     report = ExportReport(input_dir, output_dir, list(labels.names), labels.has_ignore)
     label_to_id = labels.label_to_index()

@@ -46,7 +46,9 @@ def _as_tensor(x, name: str, where: str) -> Tensor:
     if isinstance(x, Tensor):
         return x
     if isinstance(x, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(x))
+        # np.asarray(pil_image) is read-only, which torch.from_numpy warns about: copy those
+        x = np.ascontiguousarray(x) if x.flags.writeable else np.array(x)
+        return torch.from_numpy(x)
     raise TypeError(f"segkit.metrics.{where}: {name} must be a torch.Tensor or numpy array, got {type(x).__name__}.")
 
 

@@ -31,9 +31,8 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from collections import OrderedDict
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .files import atomic_file
 from .losses import default_loss
 from .metrics import ConfusionMatrix, logits_to_pred
 from .model import UNet
@@ -254,24 +254,8 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict) -> None:
     _check_plain(checkpoint, "checkpoint")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_file(path, "wb") as file:
+    with atomic_file(path, "wb") as file:
         torch.save(checkpoint, file)
-
-
-@contextmanager
-def _atomic_file(path: Path, mode: str):
-    """Open a temp file next to `path`; on success fsync it and rename it over `path` (atomic on
-    POSIX and Windows); on any error (or Ctrl-C) delete it and leave `path` untouched."""
-    temp_path = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temp_path, mode.replace("w", "x")) as file:  # "x": never reuse an existing file
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        temp_path.unlink(missing_ok=True)
-        raise
 
 
 _PLAIN_TYPES = (bool, int, float, str, type(None))
@@ -647,6 +631,9 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, val_data: Dataset | 
             optimizer.load_state_dict(checkpoint["optimizer_state"])
             for group in optimizer.param_groups:  # the saved run may have used another device
                 group.update(implementation)
+        else:
+            _say(config, f"{resume} holds no optimizer state (a best.pt?): AdamW starts afresh. "
+                         "Resume from last.pt to continue exactly where training stopped.")
         if checkpoint.get("scaler_state"):
             scaler.load_state_dict(checkpoint["scaler_state"])
         schedule = checkpoint.get("scheduler_state") or {}
@@ -700,8 +687,10 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, val_data: Dataset | 
                  + (f", at most {config.max_time:g} s" if config.max_time else "")
                  + (f", run folder {out_dir}" if out_dir else ""))
 
+    # mininterval 1 s: in Jupyter every redraw is a few widget messages, and a long run at the
+    # default 0.1 s floods the kernel's output channel (nbval then loses the end of the cell).
     bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, disable=not config.progress,
-               unit="step", dynamic_ncols=True, leave=True)
+               unit="step", dynamic_ncols=True, leave=True, mininterval=1.0)
     started = time.perf_counter()
     start_progress = progress
     first_shape = None
@@ -783,7 +772,10 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, val_data: Dataset | 
                     checkpoint = make_checkpoint(epoch + 1, row)
                     save_checkpoint(out_dir / "last.pt", checkpoint)
                     if improved:
-                        save_checkpoint(out_dir / "best.pt", checkpoint)
+                        # best.pt is for predicting: without the optimizer state (twice the
+                        # model's size for AdamW) it is a third as big. Resume from last.pt.
+                        lean = {**checkpoint, "optimizer_state": None, "scaler_state": None}
+                        save_checkpoint(out_dir / "best.pt", lean)
                     _write_json(out_dir / "history.json", history)
                 if config.progress:
                     bar.write(_format_row(row, config.epochs) + ("  (best)" if improved and out_dir else ""))
@@ -878,7 +870,7 @@ def _format_row(row: dict, epochs: int) -> str:
 
 def _write_json(path: Path, value: Any) -> None:
     """Atomic, like save_checkpoint: a reader never sees half a file."""
-    with _atomic_file(path, "w") as file:
+    with atomic_file(path, "w") as file:
         json.dump(value, file, indent=1)
 
 

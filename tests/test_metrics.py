@@ -402,3 +402,17 @@ def test_binary_matches_torchmetrics_jaccard(case):
         assert math.isnan(ours) and theirs == 0.0
     else:
         assert ours == pytest.approx(theirs, abs=1e-6)
+
+
+def test_read_only_numpy_masks_are_accepted_without_a_warning():
+    import warnings
+
+    from PIL import Image
+
+    pred = np.asarray(Image.fromarray(np.eye(4, dtype=np.uint8)))
+    assert not pred.flags.writeable  # what np.asarray gives for a PIL image
+    cm = ConfusionMatrix(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns about non-writable arrays
+        cm.update(pred, pred.copy())
+    assert cm.iou().tolist() == [1.0, 1.0]

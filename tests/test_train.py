@@ -153,7 +153,11 @@ def test_checkpoint_holds_plain_types_and_rebuilds_the_model(tmp_path):
         assert torch.equal(loaded(images), model(images))
     # a run folder means its best.pt
     _, from_folder = load_checkpoint(tmp_path)
-    assert from_folder["epoch"] == torch.load(tmp_path / "best.pt", weights_only=True)["epoch"]
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert from_folder["epoch"] == best["epoch"]
+    # best.pt is for predicting: weights and config, no optimizer state (last.pt has it)
+    assert best["optimizer_state"] is None and best["model_config"] == model.config
+    assert (tmp_path / "best.pt").stat().st_size < 0.6 * (tmp_path / "last.pt").stat().st_size
 
 
 def test_save_checkpoint_is_atomic(tmp_path, monkeypatch):
