@@ -1,4 +1,4 @@
-"""The `segkit` command: export, make-data, train, evaluate, predict, demo, fetch-pets.
+"""The `segkit` command: export, make-data, train, evaluate, predict, demo, fetch-pets, course.
 
 Each subcommand is a thin wrapper over a library function, so anything the CLI does a
 notebook can do in one call too. Run `segkit <command> --help` for the options.
@@ -169,7 +169,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(report.summary())
             return 1
 
-    print(f"2/4 train a UNet for {args.max_time:.0f} s")
+    print(f"2/4 train a UNet (width {args.base_features}, {args.image_size} px) for {args.epochs} epochs "
+          f"(at most {args.max_time:.0f} s)")
     seed_everything(0)
     kwargs = dict(image_size=args.image_size, cache=True)
     # best.pt is picked on a validation split of the training photos; the test photos are only
@@ -177,8 +178,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     train_ds, val_ds = split_folder(run / "data" / "train", val_fraction=0.2, seed=0,
                                     train_transforms=train_transforms(), **kwargs)
     test_ds = SegmentationFolder(run / "data" / "test", **kwargs)
-    model = UNet(num_classes=1)
-    config = TrainConfig(epochs=args.epochs, max_time=args.max_time, progress=not args.quiet)
+    model = UNet(num_classes=1, base_features=args.base_features)
+    config = TrainConfig(epochs=args.epochs, lr=args.lr, max_time=args.max_time, progress=not args.quiet)
     fit(model, train_ds, val_ds, config, out_dir=run / "checkpoints",
         class_names=train_ds.class_names)
 
@@ -194,6 +195,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"[{time.perf_counter() - started:.0f} s; overlays in {run / 'predictions'}, "
           f"metrics in {run / 'metrics.json'}]")
     return 0
+
+
+# --- course ------------------------------------------------------------------------------
+
+
+def cmd_course(args: argparse.Namespace) -> int:
+    from segkit.course import command
+
+    return command(args)
 
 
 # --- parser --------------------------------------------------------------------------------
@@ -270,12 +280,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="export, train, evaluate and predict on the bundled cats (CPU, ~2 min)")
     p.add_argument("--data", default=str(REPO_DATA / "cats"), help="a labelme project with train/ and test/")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--max-time", type=float, default=90.0)
-    p.add_argument("--epochs", type=_positive_int, default=100)
+    # Lesson 5's CPU configuration: a slim UNet at 128 px for 35 epochs (about 80 s on 2 cores).
+    p.add_argument("--epochs", type=_positive_int, default=35)
+    p.add_argument("--max-time", type=float, default=300.0, help="stop training after this many seconds at most")
     p.add_argument("--image-size", type=_positive_int, default=128)
+    p.add_argument("--base-features", type=_positive_int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    from segkit.course import add_arguments as add_course_arguments
+
+    p = sub.add_parser("course", help="exercises: build them from solutions/, check them, start your own copy")
+    add_course_arguments(p)
+    p.set_defaults(func=cmd_course)
     return parser
 
 
