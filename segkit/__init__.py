@@ -1,32 +1,27 @@
 """segkit: semantic segmentation with UNet in PyTorch, as a course.
 
-The names a lesson needs, importable from the package itself:
+The course's path, one module each (README.md has a picture of how the data flows):
 
-    from segkit import UNet, DiceLoss, ConfusionMatrix, fit, load_checkpoint
-    from segkit import predict_mask, colorize, blend_overlay, seed_everything
+    export      labelme JSON -> masks          data        photos, masks, preprocess, the Dataset
+    transforms  joint augmentation             model       UNet from small named blocks
+    losses      Dice, BCE + Dice, CE + Dice    metrics     ConfusionMatrix: IoU, mIoU, ...
+    device      device and number format       train       train_one_epoch, evaluate, fit
+    checkpoint  save and load, fine-tuning     predict     probabilities and masks at the photo's size
+    draw        palette, blend_overlay         plots, widgets, cli: pictures, the threshold slider, `segkit`
 
-Pictures and widgets live in `segkit.plots` and `segkit.widgets` (imported on demand, so
-`import segkit` does not load matplotlib's pyplot or ipywidgets).
+`import segkit` loads neither pyplot nor ipywidgets: `segkit.plots` and `segkit.widgets` do.
 """
 
-from segkit.data import SegmentationFolder, make_loader, split_folder, train_transforms, train_val_split
-from segkit.export import export_labelme_folder, load_labelme_json, read_labels, shapes_to_mask
-from segkit.losses import BCEDiceLoss, CEDiceLoss, DiceLoss, default_loss
-from segkit.metrics import IGNORE_INDEX, ConfusionMatrix, binary_iou, logits_to_pred
-from segkit.model import UNet, count_parameters
-from segkit.palette import default_palette
-from segkit.predict import (blend_overlay, colorize, draw_contours, load_image, predict_folder,
-                            predict_mask, predict_proba)
-from segkit.train import TrainConfig, evaluate, fit, load_checkpoint, save_checkpoint, seed_everything, select_device
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import IGNORE_INDEX, SegmentationFolder, open_image, preprocess, read_mask, split_folder
+from .device import select_device
+from .draw import blend_overlay, colorize, draw_contours
+from .export import export_labelme_folder, read_labels
+from .losses import BCEDiceLoss, CEDiceLoss, DiceLoss, default_loss
+from .metrics import ConfusionMatrix, logits_to_pred
+from .model import UNet, count_parameters
+from .predict import predict_folder, predict_mask, predict_proba
+from .train import TrainConfig, evaluate, fit, seed_everything, train_one_epoch
+from .transforms import train_transforms
 
-__version__ = "0.1.0"
-
-__all__ = [
-    "BCEDiceLoss", "CEDiceLoss", "ConfusionMatrix", "DiceLoss", "IGNORE_INDEX", "SegmentationFolder",
-    "TrainConfig", "UNet", "binary_iou", "blend_overlay", "colorize", "count_parameters",
-    "default_loss", "default_palette", "draw_contours", "evaluate", "export_labelme_folder", "fit",
-    "load_checkpoint", "load_image", "load_labelme_json", "logits_to_pred", "make_loader",
-    "predict_folder", "predict_mask", "predict_proba", "read_labels", "save_checkpoint",
-    "seed_everything", "select_device", "shapes_to_mask", "split_folder", "train_transforms",
-    "train_val_split",
-]
+__version__ = "0.2.0"

@@ -12,7 +12,7 @@ learner should write is marked as nbgrader marks it::
 
 (a whole cell may be tagged ``solution`` instead). Then:
 
-``segkit course build`` (``make exercises``)
+``segkit-course build`` (``make exercises``)
     1. runs each solution notebook top to bottom in a fresh kernel, in ``solutions/``, with
        SEGKIT_STRICT_CHECKS=1 so that a check cell that fails fails the build, and saves it with
        its outputs;
@@ -28,19 +28,19 @@ learner should write is marked as nbgrader marks it::
     exercise cell has its solution cell's id), execution timestamps, the kernel's Python
     version and widget state are dropped, and consecutive stream outputs are merged.
 
-``segkit course check``
+``segkit-course check``
     fails, naming the notebook and the cell, when ``exercises/`` is out of date with
     ``solutions/``, when a solution leaked into an exercise, or when a notebook was not run
     top to bottom by the build.
 
-``segkit course start``
+``segkit-course start``
     copies ``exercises/`` into ``work/`` (git-ignored) for a learner. It never replaces a file
     that is already there unless asked with ``overwrite=True`` (``--overwrite``), so updating the
     course never touches a learner's answers.
 
 Why the regions sit inside functions: a stub that raises at the top level of a cell stops
 JupyterLab's "Run All" there. Inside a function it raises only when the function is called,
-and the check cells catch that (see ``segkit.checks``), so an exercise notebook runs top to
+and the check cells catch that (see ``segkit_course.checks``), so an exercise notebook runs top to
 bottom. Top-level regions and whole ``solution`` cells still work: their exercise cell is
 tagged ``raises-exception``, which nbval and nbclient accept.
 """
@@ -58,6 +58,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from segkit.files import atomic_write
 
 __all__ = [
     "SOLUTIONS_DIR", "EXERCISES_DIR", "WORK_DIR", "BEGIN_SOLUTION", "END_SOLUTION", "SOLUTION_TAG",
@@ -202,7 +204,7 @@ def _nbformat():
     try:
         import nbformat
     except ImportError:  # a learner's install without the dev extra
-        raise CourseError("segkit course build/check need nbformat and nbclient: pip install -e '.[dev]'") from None
+        raise CourseError("segkit-course build/check need nbformat and nbclient: pip install -e '.[course]'") from None
     return nbformat
 
 
@@ -224,9 +226,7 @@ def _write_if_changed(notebook, path: Path) -> bool:
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)  # atomic: an interrupted build never leaves half a notebook
+    atomic_write(path, text.encode("utf-8"))  # an interrupted build never leaves half a notebook
     return True
 
 
@@ -426,11 +426,11 @@ def _leaks(solution, actual, expected, where: str, solution_where: str) -> list[
         if any(_is_marker(line, marker) for line in cell.source.splitlines()
                for marker in (BEGIN_SOLUTION, END_SOLUTION)):
             problems.append(Problem(where, number, f"holds a solution region ({BEGIN_SOLUTION} ... {END_SOLUTION}): "
-                                    "the solution leaked into the exercise. Run `segkit course build`."))
+                                    "the solution leaked into the exercise. Run `segkit-course build`."))
             continue
         if SOLUTION_TAG in cell.metadata.get("tags", []):
             problems.append(Problem(where, number, f"is tagged {SOLUTION_TAG!r}: the solution cell leaked into the "
-                                    "exercise. Run `segkit course build`."))
+                                    "exercise. Run `segkit-course build`."))
             continue
         text = _significant(cell.source)
         should_be = _significant(expected.cells[number - 1].source) if number <= len(expected.cells) else ""
@@ -438,7 +438,7 @@ def _leaks(solution, actual, expected, where: str, solution_where: str) -> list[
             if text.count(snippet) > should_be.count(snippet):
                 first = snippet.splitlines()[0]
                 problems.append(Problem(where, number, f"holds the solution of {solution_where} cell {solution_cell} "
-                                        f"(from {first!r}): it leaked into the exercise. Run `segkit course build`."))
+                                        f"(from {first!r}): it leaked into the exercise. Run `segkit-course build`."))
                 break
     return problems
 
@@ -450,7 +450,7 @@ def _comparable(cell) -> dict:
 
 def _out_of_date(expected, actual, where: str, solution_where: str) -> list[Problem]:
     """The first cell where the exercise file differs from what the solution gives (one is enough)."""
-    rebuild = f"Run `segkit course build {Path(where).stem}`."
+    rebuild = f"Run `segkit-course build {Path(where).stem}`."
     for number, (want, have) in enumerate(zip(expected.cells, actual.cells), start=1):
         want, have = _comparable(want), _comparable(have)
         differing = [key for key in want if want[key] != have[key]]
@@ -473,11 +473,11 @@ def _not_run(notebook, where: str) -> list[Problem]:
             continue
         count += 1
         if cell.execution_count is None:
-            return [Problem(where, number, "was not run (no execution count): run `segkit course build` so that "
+            return [Problem(where, number, "was not run (no execution count): run `segkit-course build` so that "
                                            "the committed outputs are fresh.")]
         if cell.execution_count != count:
             return [Problem(where, number, f"was not run top to bottom (execution count {cell.execution_count}, "
-                                           f"expected {count}): run `segkit course build`.")]
+                                           f"expected {count}): run `segkit-course build`.")]
     return []
 
 
@@ -506,7 +506,7 @@ def check(root: str | Path = ".") -> list[Problem]:
             continue
         _normalize(expected, path.stem)
         if not (exercises_dir / path.name).is_file():
-            problems.append(Problem(where, None, f"missing: run `segkit course build {path.stem}`."))
+            problems.append(Problem(where, None, f"missing: run `segkit-course build {path.stem}`."))
             continue
         actual = _read(exercises_dir / path.name)
         leaks = _leaks(solution, actual, expected, where, solution_where)
@@ -554,11 +554,11 @@ def start(root: str | Path = ".", work_dir: str | Path = WORK_DIR, names: Sequen
     return results
 
 
-# ----------------------------------------------------------------------------- the `segkit course` command
+# ----------------------------------------------------------------------------- the `segkit-course` command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `segkit course build | check | start` sub-commands (used by segkit.cli)."""
+    """The `segkit-course build | check | start` sub-commands."""
     sub = parser.add_subparsers(dest="course_command", required=True, metavar="ACTION")
     p = sub.add_parser("build", help="regenerate exercises/ from solutions/ and re-run both (saved with outputs)")
     p.add_argument("notebooks", nargs="*", help="only these solution notebooks (e.g. 03_dice_and_iou); default all")
@@ -577,7 +577,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    """Run one `segkit course` action; returns the exit status."""
+    """Run one `segkit-course` action; returns the exit status."""
     if args.course_command == "build":
         written = build(args.root, args.notebooks, execute=not args.no_execute, timeout=args.timeout)
         print(f"{len(written)} notebook file(s) changed." if written else "Nothing changed.")
@@ -587,10 +587,10 @@ def command(args: argparse.Namespace) -> int:
         for problem in problems:
             print(problem)
         if problems:
-            print(f"segkit course check: {len(problems)} problem(s). Fix them with `segkit course build`.")
+            print(f"segkit-course check: {len(problems)} problem(s). Fix them with `segkit-course build`.")
             return 1
         count = len(list((Path(args.root) / SOLUTIONS_DIR).glob("*.ipynb")))
-        print(f"segkit course check: {count} solution notebook(s) and their exercises are up to date; "
+        print(f"segkit-course check: {count} solution notebook(s) and their exercises are up to date; "
               "no solution leaked.")
         return 0
     results = start(args.root, args.to, args.notebooks, overwrite=args.overwrite)
@@ -599,5 +599,17 @@ def command(args: argparse.Namespace) -> int:
         print(f"{status:>8}  {path}{note}")
     folder = results[0][0].parent
     print(f"Open them with:  jupyter lab {folder}\nYour answers live in {folder}/ only: updating the course never "
-          "touches them, and running `segkit course start` again adds only new exercises.")
+          "touches them, and running `segkit-course start` again adds only new exercises.")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `segkit-course` command (instructors: build, check; learners: start)."""
+    parser = argparse.ArgumentParser(prog="segkit-course", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return command(args)
+    except CourseError as error:
+        print(f"segkit-course: error: {error}")
+        return 2

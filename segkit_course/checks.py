@@ -1,6 +1,6 @@
 """Instant feedback for the exercise notebooks: one ``check_*`` function per exercise.
 
-    from segkit.checks import check_dice_loss
+    from segkit_course.checks import check_dice_loss
     check_dice_loss(dice_loss)          # the cell right after the exercise
 
 A check runs the learner's function on small fixed cases, each chosen to catch a typical
@@ -41,9 +41,9 @@ from torch import nn
 
 __all__ = [
     "STRICT_ENV", "PASSED", "NOT_IMPLEMENTED", "WRONG", "CheckResult", "CheckFailed", "strict_mode",
-    "check_polygon_to_mask", "check_dataset_getitem", "check_double_conv", "check_up_block",
+    "check_polygon_to_mask", "check_dataset_getitem", "check_double_conv", "check_up_block", "check_unet_forward",
     "check_dice_loss", "check_iou_from_confusion", "check_mean_iou", "check_train_step",
-    "check_overlay", "check_predict_classes", "check_per_class_iou",
+    "check_overlay", "check_predict_classes", "check_per_class_iou", "check_project", "project_split",
 ]
 
 STRICT_ENV = "SEGKIT_STRICT_CHECKS"
@@ -90,6 +90,7 @@ class CheckResult:
     status: str
     message: str
     cases: int = 0
+    value: Any = None  # what the learner's function returned, where a later cell needs it (the project's model)
 
     @property
     def passed(self) -> bool:
@@ -126,6 +127,7 @@ class _Trial:
         self.exercise = exercise
         self.count = 0
         self.doing = f"calling {exercise}"
+        self.value = None
 
     def case(self, description: str) -> None:
         self.count += 1
@@ -149,13 +151,13 @@ def _run(exercise: str, cases: Callable[[Any, _Trial], None], candidate: Any,
         except NotImplementedError:
             result = CheckResult(exercise, NOT_IMPLEMENTED, _NOT_IMPLEMENTED_MESSAGE)
         except _Wrong as wrong:
-            result = CheckResult(exercise, WRONG, str(wrong), trial.count - 1)
+            result = CheckResult(exercise, WRONG, str(wrong), trial.count - 1, trial.value)
         except Exception as error:  # the learner's code raised: report it, never crash the notebook
             result = CheckResult(exercise, WRONG, _describe_error(error, trial, error_hints or {}),
                                  trial.count - 1)
         else:
             cases_right = f"all {trial.count} cases right" if trial.count > 1 else "right"
-            result = CheckResult(exercise, PASSED, f"{cases_right}. Well done!", trial.count)
+            result = CheckResult(exercise, PASSED, f"{cases_right}. Well done!", trial.count, trial.value)
     if result.status == WRONG and strict_mode():
         raise CheckFailed(str(result))
     return result
@@ -325,7 +327,7 @@ def _write_tiny_voc(root: Path) -> None:
     photo_a: left half red, right half blue; mask: a cat (1) in the middle, ringed by ignore (255).
     photo_b: top half green, bottom half black; mask: a cat (1) in the bottom-right quarter.
     """
-    from segkit.export import save_palette_mask
+    from segkit.draw import colorize
 
     (root / "JPEGImages").mkdir(parents=True)
     (root / "SegmentationClass").mkdir()
@@ -342,7 +344,7 @@ def _write_tiny_voc(root: Path) -> None:
     mask_b[height // 2:, width // 2:] = 1
     for stem, photo, mask in (("photo_a", photo_a, mask_a), ("photo_b", photo_b, mask_b)):
         Image.fromarray(photo).save(root / "JPEGImages" / f"{stem}.jpg", quality=95)
-        save_palette_mask(mask, root / "SegmentationClass" / f"{stem}.png")
+        colorize(mask).save(root / "SegmentationClass" / f"{stem}.png")
 
 
 def _check_item_image(image: Any, size: int) -> torch.Tensor:
@@ -572,7 +574,7 @@ def check_up_block(up_class: Callable) -> CheckResult:
     })
 
 
-# ----------------------------------------------------------------------------- exercise 5: soft Dice loss
+# ----------------------------------------------------------------------------- exercise 6: soft Dice loss
 
 _SURE = 12.0  # a logit this large is a confident prediction: sigmoid(12) = 0.999994
 
@@ -587,30 +589,36 @@ def _dice_value(probs: torch.Tensor, target: torch.Tensor, smooth: float, *, fac
 
 
 def _dice_variants(logits: torch.Tensor, target: torch.Tensor, smooth: float) -> tuple[float, list[tuple[float, str]]]:
-    """The right loss (the lesson's, equal to segkit's DiceLoss) and the values of typical wrong answers."""
-    probs = torch.sigmoid(logits)
-    right = float(_dice_value(probs, target, smooth))
-    per_image = float(_dice_value(probs, target, smooth, dims=(1, 2, 3)).mean())
+    """The right loss (segkit's DiceLoss, the lesson's formula) and the values of typical wrong answers."""
+    from segkit.losses import DiceLoss
+
+    probs, truth = torch.sigmoid(logits), target.unsqueeze(1).float()
+    right = float(DiceLoss(smooth)(logits, target))
+    per_image = float(_dice_value(probs, truth, smooth, dims=(1, 2, 3)).mean())
     variants = [
         (1 - right, "Did you return the Dice score instead of 1 - score?"),
-        (float(_dice_value(logits, target, smooth)),
+        (float(_dice_value(logits, truth, smooth)),
          "Your loss matches the formula applied to the raw logits: turn them into probabilities in [0, 1] "
          "with torch.sigmoid first."),
-        (float(_dice_value((probs > 0.5).float(), target, smooth)),
+        (float(_dice_value((probs > 0.5).float(), truth, smooth)),
          "Your loss matches Dice on the thresholded mask (probs > 0.5). That 'hard' Dice has no gradient, so "
          "nothing could learn from it: use the probabilities themselves."),
-        (float(_dice_value(probs, target, 0.0)),
+        (float(_dice_value(probs, truth, 0.0)),
          "Add the smoothing term s to the numerator and to the denominator: it keeps empty masks from "
          "giving 0 / 0."),
-        (float(_dice_value(probs, target, smooth, smooth_top=False)),
+        (float(_dice_value(probs, truth, smooth, smooth_top=False)),
          "The smoothing term s belongs in the numerator too, not only in the denominator."),
-        (float(_dice_value(probs, target, smooth, factor=1.0)),
+        (float(_dice_value(probs, truth, smooth, factor=1.0)),
          "Is the factor 2 in front of the intersection missing?"),
-        (float(_dice_value(probs, target, smooth, squared=True)),
+        (float(_dice_value(probs, truth, smooth, squared=True)),
          "Your denominator sums the squares p² and g² (V-Net's variant); the lesson's sums p and g."),
         (per_image,
          "You computed one ratio per image and averaged them; the lesson's loss sums over the whole batch "
          "first (one ratio)."),
+        (float(1 - (2 * (probs * target.float()).sum() + smooth) / (probs.sum() + target.sum() + smooth)),
+         "probs is (N, 1, H, W) and the target (N, H, W): multiplied as they are, PyTorch broadcasts them to "
+         "(N, N, H, W) and pairs every image with every mask. Give the target a channel axis first: "
+         "target.unsqueeze(1)."),
     ]
     return right, variants
 
@@ -638,22 +646,22 @@ def _dice_case(dice_loss: Callable, logits: torch.Tensor, target: torch.Tensor, 
 
 
 def _dice_cases(dice_loss: Callable, trial: _Trial) -> None:
-    target = torch.zeros(2, 1, 6, 6)
-    target[0, 0, 1:4, 1:5] = 1
-    target[1, 0, 2:6, 3:5] = 1
-    sure = torch.where(target > 0, _SURE, -_SURE)
+    target = torch.zeros(2, 6, 6, dtype=torch.int64)  # segkit's mask format: (N, H, W) class indices
+    target[0, 1:4, 1:5] = 1
+    target[1, 2:6, 3:5] = 1
+    sure = torch.where(target > 0, _SURE, -_SURE).unsqueeze(1)
 
     trial.case("two identical masks")
     _dice_case(dice_loss, sure, target, "identical masks should give a loss of 0")
 
     trial.case("two empty masks (no cat, none predicted)")
-    _dice_case(dice_loss, torch.full_like(target, -_SURE), torch.zeros_like(target),
+    _dice_case(dice_loss, torch.full_like(sure, -_SURE), torch.zeros_like(target),
                "two empty masks (no cat anywhere, none predicted) should give a loss of about 0")
 
     trial.case("a random batch")
     generator = torch.Generator().manual_seed(5)
     logits = torch.randn(2, 1, 5, 7, generator=generator) * 2
-    noisy_target = (torch.rand(2, 1, 5, 7, generator=generator) > 0.6).float()
+    noisy_target = (torch.rand(2, 5, 7, generator=generator) > 0.6).long()
     right, _ = _dice_variants(logits, noisy_target, 1.0)
     _dice_case(dice_loss, logits, noisy_target, f"for this random batch the loss should be {right:.3f}")
 
@@ -669,15 +677,19 @@ def _dice_cases(dice_loss: Callable, trial: _Trial) -> None:
 
 
 def check_dice_loss(dice_loss: Callable) -> CheckResult:
-    """Exercise 5: ``dice_loss(logits, target, smooth=1.0)`` -> 0-dim tensor.
+    """Exercise 6: ``dice_loss(logits, target, smooth=1.0)`` -> 0-dim tensor.
 
-    logits (N, 1, H, W) raw outputs, target (N, 1, H, W) float {0, 1}; the lesson's soft Dice
-    ``1 - (2 sum(p g) + s) / (sum(p) + sum(g) + s)`` with p = sigmoid(logits), summed over the batch.
+    logits (N, 1, H, W) raw outputs, target (N, H, W) int64 {0, 1} (segkit's mask format); the
+    lesson's soft Dice ``1 - (2 sum(p g) + s) / (sum(p) + sum(g) + s)`` with p = sigmoid(logits),
+    summed over the batch: the value of segkit.DiceLoss.
     """
-    return _run("dice_loss", _dice_cases, dice_loss)
+    return _run("dice_loss", _dice_cases, dice_loss, {
+        "must match the size of tensor b": "logits are (N, 1, H, W) and the target (N, H, W): give the target a "
+                                           "channel axis (target.unsqueeze(1)) before multiplying them.",
+    })
 
 
-# ----------------------------------------------------------------------------- exercise 6: IoU and mIoU
+# ----------------------------------------------------------------------------- exercise 7: IoU and mIoU
 
 # rows = true class, columns = predicted class; class 3 appears in neither
 _CONFUSION = torch.tensor([[50, 2, 3, 0],
@@ -688,10 +700,18 @@ _CONFUSION_BINARY = torch.tensor([[80, 5],
                                   [10, 5]])
 
 
+def _confusion(matrix: torch.Tensor):
+    from segkit.metrics import ConfusionMatrix
+
+    confusion = ConfusionMatrix(len(matrix))
+    confusion.mat = matrix.clone().long()
+    return confusion
+
+
 def _iou_variants(matrix: torch.Tensor) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
     m = matrix.double()
     tp, truth, predicted = m.diagonal(), m.sum(1), m.sum(0)
-    right = (tp / (truth + predicted - tp)).numpy()
+    right = _confusion(matrix).iou().numpy()  # segkit's ConfusionMatrix is the reference
     variants = [
         ((tp / (truth + predicted)).numpy(),
          "Your union counts the true positives twice: union = TP + FP + FN = row sum + column sum - TP."),
@@ -731,7 +751,7 @@ def _fmt_list(values) -> str:
 
 
 def check_iou_from_confusion(iou_from_confusion: Callable) -> CheckResult:
-    """Exercise 6a: ``iou_from_confusion(matrix)`` -> (K,) IoU per class.
+    """Exercise 7a: ``iou_from_confusion(matrix)`` -> (K,) IoU per class.
 
     matrix: (K, K) int64 counts, rows = truth, columns = prediction. IoU = TP / (TP + FP + FN),
     NaN for a class absent from truth and prediction.
@@ -742,9 +762,15 @@ def check_iou_from_confusion(iou_from_confusion: Callable) -> CheckResult:
 _IOUS = torch.tensor([0.9, 0.5, float("nan"), 0.6], dtype=torch.float64)
 
 
+def reference_mean_iou(iou: torch.Tensor, include_background: bool = True) -> float:
+    """The mean of the defined IoUs (tests/test_checks.py ties it to ConfusionMatrix.miou and .foreground_iou)."""
+    return float(torch.nanmean(iou if include_background else iou[1:]))
+
+
 def _mean_iou_cases(mean_iou: Callable, trial: _Trial) -> None:
     defined = [0.9, 0.5, 0.6]
-    for include_background, right in ((True, sum(defined) / 3), (False, (0.5 + 0.6) / 2)):
+    for include_background in (True, False):
+        right = reference_mean_iou(_IOUS, include_background)
         trial.case(f"IoUs {_fmt_list(_IOUS)} with include_background={include_background}")
         value = _as_number(mean_iou(_IOUS.clone(), include_background=include_background), "mean_iou(...)")
         if _close(value, right, 1e-6):
@@ -769,17 +795,18 @@ def _mean_iou_cases(mean_iou: Callable, trial: _Trial) -> None:
 
 
 def check_mean_iou(mean_iou: Callable) -> CheckResult:
-    """Exercise 6b: ``mean_iou(iou, include_background=True)`` -> float.
+    """Exercise 7b: ``mean_iou(iou, include_background=True)`` -> float.
 
-    iou: (K,) float64 with NaN for absent classes. The mean over the defined (non-NaN) entries;
-    include_background=False leaves class 0 out (the lesson's mIoU). NaN when nothing is defined.
+    iou: (K,) float64 with NaN for absent classes. The mean over the defined (non-NaN) entries:
+    segkit's miou; include_background=False leaves class 0 out: segkit's foreground_iou. NaN when
+    nothing is defined.
     """
     return _run("mean_iou", _mean_iou_cases, mean_iou, {
         "ZeroDivisionError": "When no IoU is defined there is nothing to average: return NaN.",
     })
 
 
-# ----------------------------------------------------------------------------- exercise 7: one training step
+# ----------------------------------------------------------------------------- exercise 8: one training step
 
 _LEARNING_RATE = 0.5
 
@@ -810,48 +837,68 @@ class _NotOnDevice(RuntimeError):
 
 
 class _SpyModel(nn.Module):
-    """A 1x1 convolution (3 channels -> 1 logit) that insists on getting a moved batch."""
+    """A 1x1 convolution and a BatchNorm (3 channels -> 1 logit) that insists on a moved batch."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 1, kernel_size=1)
+        self.norm = nn.BatchNorm2d(1)
+        self.modes: list[bool] = []  # self.training at each forward
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if isinstance(images, _HostTensor):
             raise _NotOnDevice("images")
-        return self.conv(images)
+        self.modes.append(self.training)
+        return self.norm(self.conv(images))
 
 
 class _SpyLoss(nn.Module):
+    """segkit's BCEDiceLoss, refusing masks that were not moved."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.bce = nn.BCEWithLogitsLoss()
+        from segkit.losses import BCEDiceLoss
+
+        self.loss = BCEDiceLoss()
 
     def forward(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         if isinstance(masks, _HostTensor) or isinstance(logits, _HostTensor):
             raise _NotOnDevice("masks")
-        return self.bce(logits, masks)
+        return self.loss(logits, masks)
+
+
+class _ConstantRate:
+    """Stands in for segkit's learning-rate schedule: keeps the optimizer's rate."""
+
+    out_of_time = False
+
+    def step(self) -> None:
+        pass
 
 
 def _batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     images = torch.rand(2, 3, 4, 4, generator=generator)
-    masks = (torch.rand(2, 1, 4, 4, generator=generator) > 0.5).float()
+    masks = (torch.rand(2, 4, 4, generator=generator) > 0.5).long()  # (N, H, W) class indices
     return images, masks
 
 
 def _reference_steps(model: nn.Module, batches, zero_grad: bool = True) -> tuple[list[torch.Tensor], list[float]]:
-    """Weights after the steps, and each step's loss, of a correct loop on a copy of `model`."""
+    """Weights after the steps, and each step's loss: segkit's train_one_epoch on a copy of `model`."""
+    from segkit.train import train_one_epoch
+
     model = copy.deepcopy(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=_LEARNING_RATE)
-    loss_fn, losses = _SpyLoss(), []
-    for images, masks in batches:
-        if zero_grad:
-            optimizer.zero_grad()
-        loss = loss_fn(model(images), masks)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = []
+    if zero_grad:
+        for batch in batches:
+            losses.append(train_one_epoch(model, [batch], _SpyLoss(), optimizer, _ConstantRate(),
+                                          torch.device("cpu"))[0])
+    else:  # the classic slip: gradients of earlier steps are never cleared
+        for images, masks in batches:
+            model.train()
+            _SpyLoss()(model(images), masks).backward()
+            optimizer.step()
     return [p.detach().clone() for p in model.parameters()], losses
 
 
@@ -869,13 +916,18 @@ def _train_step_cases(train_step: Callable, trial: _Trial) -> None:
     device = torch.device("cpu")
     first, second = _batch(1), _batch(2)
     start = copy.deepcopy(model)
+    model.eval()  # as evaluate() leaves a model between two epochs
 
-    trial.case("one step on a batch that starts in host memory")
+    trial.case("one step on a batch that starts in host memory, the model in eval mode")
     images, masks = (t.as_subclass(_HostTensor) for t in first)
     try:
         loss = train_step(model, images, masks, loss_fn, optimizer, device)
     except _NotOnDevice as error:
         raise _Wrong(error.hint) from None
+    if model.modes and not model.modes[0]:
+        raise _Wrong("the model ran its forward pass in eval mode: call model.train() first. In eval mode "
+                     "BatchNorm uses its running statistics instead of the batch's and stops updating them "
+                     "(validation switches the model to eval; every training step must switch it back).")
     expected_weights, expected_losses = _reference_steps(start, [first])
     weights = _weights(model)
     if _same_weights(weights, _weights(start)):
@@ -911,10 +963,12 @@ def _train_step_cases(train_step: Callable, trial: _Trial) -> None:
 
 
 def check_train_step(train_step: Callable) -> CheckResult:
-    """Exercise 7: ``train_step(model, images, masks, loss_fn, optimizer, device)`` -> float.
+    """Exercise 8: ``train_step(model, images, masks, loss_fn, optimizer, device)`` -> float.
 
-    Moves the batch to `device`, runs forward, loss, backward and one optimizer step, and returns
-    the batch's loss as a Python float. A spy model notices a batch that was not moved.
+    Puts the model in training mode, moves the batch to `device`, runs forward, loss, backward
+    and one optimizer step, and returns the batch's loss as a Python float: one iteration of
+    segkit's train_one_epoch (without mixed precision). A spy model notices a batch that was not
+    moved, and a forward pass in eval mode.
     """
     return _run("train_step", _train_step_cases, train_step, {
         "CUDA enabled": "'.cuda()' only works with an NVIDIA GPU: use .to(device), which also works on the CPU.",
@@ -922,7 +976,7 @@ def check_train_step(train_step: Callable) -> CheckResult:
     })
 
 
-# ----------------------------------------------------------------------------- exercise 8: overlay
+# ----------------------------------------------------------------------------- exercise 9: overlay
 
 _LESSON_GREEN = (0, 128, 0)  # the lesson's cat colour (segkit's palette, class 1)
 
@@ -939,7 +993,8 @@ def _overlay_inputs() -> tuple[Image.Image, np.ndarray]:
 
 
 def _blend(photo: Image.Image, cat: np.ndarray, alpha: float, colour=_LESSON_GREEN, swap: bool = False,
-           cat_only: bool = False) -> np.ndarray:
+           cat_only: bool = True) -> np.ndarray:
+    """Typical answers, right and wrong (the right one is checked against segkit's blend_overlay)."""
     colours = np.zeros((*cat.shape, 3), np.uint8)
     colours[cat] = colour
     mask_image = Image.fromarray(colours)
@@ -951,6 +1006,9 @@ def _blend(photo: Image.Image, cat: np.ndarray, alpha: float, colour=_LESSON_GRE
 
 
 def _overlay_cases(overlay: Callable, trial: _Trial) -> None:
+    from segkit.draw import blend_overlay
+    from segkit.predict import probabilities_to_mask
+
     photo, probs = _overlay_inputs()
     for threshold, alpha in ((0.5, 0.3), (0.7, 0.4)):
         trial.case(f"threshold={threshold}, alpha={alpha}")
@@ -965,13 +1023,17 @@ def _overlay_cases(overlay: Callable, trial: _Trial) -> None:
             raise _Wrong(f"the overlay should be an RGB image; yours is mode {result.mode!r}: blend two RGB images.")
         value = np.asarray(result).astype(np.int16)
         cat = probs > threshold
-        right = _blend(photo, cat, alpha)
+        right = np.asarray(blend_overlay(photo, probabilities_to_mask(probs, threshold), alpha)).astype(np.int16)
         if np.abs(value - right).max() <= 1:  # Pillow rounds; 1 step of 255 is no mistake
             continue
         variants = [
+            (_blend(photo, cat, alpha, cat_only=False),
+             "Your whole photo is blended, so the background gets alpha of black, as in the source lesson's "
+             "Image.blend(photo, colour_mask, alpha). Keep the photo as it is where there is no cat (e.g. "
+             "Image.composite with the cat mask): a missed cat, or green where there is none, then stands out."),
             (_blend(photo, cat, alpha, swap=True),
-             f"The mask should make up alpha = {alpha:.0%} of each pixel and the photo the rest; yours is the "
-             "other way round. Image.blend(a, b, alpha) gives (1 - alpha) * a + alpha * b."),
+             f"The colour should make up alpha = {alpha:.0%} of each cat pixel and the photo the rest; yours is "
+             "the other way round. Image.blend(a, b, alpha) gives (1 - alpha) * a + alpha * b."),
             (_blend(photo, cat, alpha, colour=(128, 0, 0)),
              "Cat pixels should be tinted the lesson's green (0, 128, 0); yours are tinted (128, 0, 0), the VOC "
              "colour of class 1."),
@@ -984,31 +1046,30 @@ def _overlay_cases(overlay: Callable, trial: _Trial) -> None:
             (_blend(photo, cat, alpha, colour=(1, 1, 1)),
              "The mask was blended as a 0/1 grey picture, which is almost black: colour it with the palette "
              "(0 black, 1 green) and convert it to RGB first."),
-            (_blend(photo, cat, alpha, cat_only=True),
-             "Only your cat pixels are blended. The lesson blends the whole picture, Image.blend(photo, "
-             "colour_mask, alpha), so the background gets alpha of black."),
         ]
         hint = next((h for wrong, h in variants if np.abs(value - wrong).max() <= 1), None)
         differ = int((np.abs(value - right).max(axis=-1) > 1).sum())
         raise _Wrong(f"with threshold={threshold}, alpha={alpha}, {differ} of the {cat.size} pixels are not what "
-                     "the lesson's overlay gives." + (f" {hint}" if hint else ""))
+                     "segkit's blend_overlay gives." + (f" {hint}" if hint else ""))
 
 
 def check_overlay(overlay: Callable) -> CheckResult:
-    """Exercise 8: ``overlay(photo, probs, threshold=0.5, alpha=0.3)`` -> RGB PIL image.
+    """Exercise 9: ``overlay(photo, probs, threshold=0.5, alpha=0.3)`` -> RGB PIL image.
 
     photo: RGB PIL image; probs: (H, W) float cat probabilities at the photo's size. Cat pixels
-    (probs > threshold) coloured green (0, 128, 0), background black, blended with
-    ``Image.blend(photo, colour_mask, alpha)`` as in the lesson.
+    (probs > threshold) become (1 - alpha) * photo + alpha * green (0, 128, 0); the others keep
+    the photo: what segkit's blend_overlay draws.
     """
     same_mode = "Image.blend needs two images of the same mode and size: convert the palette mask to RGB first."
     return _run("overlay", _overlay_cases, overlay, {"images do not match": same_mode, "wrong mode": same_mode})
 
 
-# ----------------------------------------------------------------------------- exercise 9: multi-class
+# ----------------------------------------------------------------------------- exercise 10: multi-class
 
 
 def _predict_classes_cases(predict_classes: Callable, trial: _Trial) -> None:
+    from segkit.metrics import logits_to_pred
+
     # Every axis has its own length, so an argmax over the wrong axis shows in the shape.
     for shape in ((2, 3, 4, 5), (1, 4, 2, 3)):
         n, _, h, w = shape
@@ -1025,7 +1086,7 @@ def _predict_classes_cases(predict_classes: Callable, trial: _Trial) -> None:
         if pred.is_floating_point():
             raise _Wrong(f"the result should hold class indices (int64); yours is {pred.dtype}. Did you take the "
                          "largest values (max) instead of their positions (argmax)?")
-        if not torch.equal(pred.long(), logits.argmax(dim=1)):
+        if not torch.equal(pred.long(), logits_to_pred(logits)):
             raise _Wrong("each pixel's class should be the one with the largest logit; some of yours are not.")
         if pred.dtype != torch.int64:
             raise _Wrong(f"the class indices should be int64 (what ConfusionMatrix and the losses want); yours are "
@@ -1033,7 +1094,7 @@ def _predict_classes_cases(predict_classes: Callable, trial: _Trial) -> None:
 
 
 def check_predict_classes(predict_classes: Callable) -> CheckResult:
-    """Exercise 9a: ``predict_classes(logits)``: (N, C, H, W) logits -> (N, H, W) int64 argmax over C."""
+    """Exercise 10a: ``predict_classes(logits)``: (N, C, H, W) logits -> (N, H, W) int64 argmax over C."""
     return _run("predict_classes", _predict_classes_cases, predict_classes)
 
 
@@ -1049,18 +1110,20 @@ _MULTI_PRED = torch.tensor([[[0, 1, 1, 1, 1],
 
 
 def _per_class_variants(pred: torch.Tensor, target: torch.Tensor, k: int) -> tuple[np.ndarray, list]:
+    from segkit.metrics import ConfusionMatrix
+
+    confusion = ConfusionMatrix(k)
+    confusion.update(pred, target)
+    right = confusion.iou().numpy()  # segkit's ConfusionMatrix is the reference
     valid = target != 255
-    right, unignored, doubled = [], [], []
+    unignored, doubled = [], []
     for c in range(k):
         p, g = (pred == c), (target == c)
         inter = float((p & g & valid).sum())
-        union = float(((p | g) & valid).sum())
-        right.append(inter / union if union else math.nan)
         all_union = float((p | g).sum())
         unignored.append(float((p & g).sum()) / all_union if all_union else math.nan)
         total = float((p & valid).sum() + (g & valid).sum())
         doubled.append(inter / total if total else math.nan)
-    right = np.array(right)
     variants = [
         (np.array(unignored), "Pixels where the target is 255 (ignore) must not count: nobody labelled them, so "
                               "neither a right nor a wrong prediction there may change the IoU."),
@@ -1093,7 +1156,7 @@ def _per_class_iou_cases(per_class_iou: Callable, trial: _Trial) -> None:
 
 
 def check_per_class_iou(per_class_iou: Callable) -> CheckResult:
-    """Exercise 9b: ``per_class_iou(pred, target, num_classes, ignore_index=255)`` -> K IoUs.
+    """Exercise 10b: ``per_class_iou(pred, target, num_classes, ignore_index=255)`` -> K IoUs.
 
     pred, target: (N, H, W) int64 class indices; pixels where target == ignore_index are skipped;
     NaN for a class in neither pred nor target.
@@ -1102,3 +1165,91 @@ def check_per_class_iou(per_class_iou: Callable) -> CheckResult:
         "ZeroDivisionError": "A class in neither pred nor target has an empty union: its IoU is undefined, "
                              "return NaN (float('nan')) for it instead of dividing.",
     })
+
+
+# ----------------------------------------------------------------------------- exercise 5: UNet.forward
+
+
+def _unet_forward_cases(unet_class: Callable, trial: _Trial) -> None:
+    from segkit.model import UNet
+
+    trial.case("UNet(base_features=4, depth=3)")
+    model = unet_class(base_features=4, depth=3)
+    if not isinstance(model, UNet):
+        raise _Wrong("build your class on segkit's: class MyUNet(UNet), writing only forward.")
+    reference = UNet(base_features=4, depth=3)
+    reference.load_state_dict(model.state_dict())
+    model.eval(), reference.eval()
+    for shape, what in (((2, 3, 32, 48), "a (2, 3, 32, 48) batch: sides that halve three times"),
+                        ((1, 3, 37, 45), "a (1, 3, 37, 45) photo: odd sides")):
+        trial.case(what)
+        x = torch.rand(shape)
+        with torch.no_grad():
+            out, right = model(x), reference(x)
+        if not isinstance(out, torch.Tensor):
+            raise _Wrong(f"forward should return a tensor; yours returns a {type(out).__name__}.")
+        if tuple(out.shape) != tuple(right.shape):
+            hint = (" Pad the input up to a multiple of 2**depth first (F.pad), and crop the output back to the "
+                    "input's height and width at the end." if shape[2] % 8 else "")
+            raise _Wrong(f"for {what} the output should be {tuple(right.shape)}: one logit per pixel of the input; "
+                         f"yours is {tuple(out.shape)}.{hint}")
+        if not torch.allclose(out, right, atol=1e-5):
+            raise _Wrong(f"for {what} the output has the right shape but other values than segkit's UNet with the same "
+                         "weights. Keep every encoder output (self.inc, then each Down) as a skip; the deepest one is "
+                         "the bottleneck, and each Up takes the skip of its own level: the last one kept comes "
+                         "first (skips.pop()).")
+
+
+def check_unet_forward(unet_class: Callable) -> CheckResult:
+    """Exercise 5: ``MyUNet(UNet)`` with its own ``forward(x)``: the encoder/decoder bookkeeping.
+
+    (N, 3, H, W) -> (N, num_classes, H, W) for any H and W, equal to segkit's UNet.forward with
+    the same weights: pad to a multiple of 2**depth, keep the skips, pop them in reverse, crop.
+    """
+    return _run("UNet.forward", _unet_forward_cases, unet_class, {
+        "Sizes of tensors must match": "A skip and the upsampled tensor differ in size by a pixel: the input's "
+                                       "sides must be a multiple of 2**depth. Pad it first (F.pad), crop the output "
+                                       "back at the end.",
+        "expected input": "A block got the wrong number of channels: each Up takes the skip of its own level; the "
+                          "deepest skip is the bottleneck, and the next ones come out in reverse (skips.pop()).",
+    })
+
+
+# ----------------------------------------------------------------------------- exercise 11: the project
+
+PROJECT_GOAL = 0.85  # foreground IoU on the held-out photos of data/my_cats that the project must reach
+
+
+def project_split() -> tuple:
+    """(6 training photos, 2 held-out photos) of data/my_cats as SegmentationFolders at the shipped model's size."""
+    from segkit.checkpoint import read_checkpoint
+    from segkit.data import SegmentationFolder
+    from segkit.datasets import bundled, shipped_checkpoint
+
+    size = read_checkpoint(shipped_checkpoint("cats"))["image_size"]
+    folder = bundled("my_cats", None)
+    stems = SegmentationFolder(folder, size).stems
+    return SegmentationFolder(folder, size, stems=stems[:6]), SegmentationFolder(folder, size, stems=stems[6:])
+
+
+def _project_cases(finetune: Callable, trial: _Trial) -> None:
+    from segkit.train import evaluate
+
+    train_set, held_out = project_split()
+    trial.case(f"finetune() on {len(train_set)} photos of data/my_cats")
+    model = finetune(train_set)
+    if not isinstance(model, nn.Module):
+        raise _Wrong(f"finetune should return the trained model; yours returns a {type(model).__name__}.")
+    trial.value = model
+    trial.case(f"your model on the {len(held_out)} held-out photos it never saw")
+    score = evaluate(model, held_out)["foreground_iou"]
+    if score is None or score < PROJECT_GOAL:
+        raise _Wrong(f"on the held-out photos your model's IoU is {_fmt(score or math.nan)}; the goal is "
+                     f"{PROJECT_GOAL}. Start from the shipped cats model (fit(..., init=...)), train longer, or "
+                     "lower the learning rate: a trained model and a few photos need small steps.")
+
+
+def check_project(finetune: Callable) -> CheckResult:
+    """Exercise 11: ``finetune(train_set) -> model``, trained on 6 photos of data/my_cats, reaches
+    PROJECT_GOAL foreground IoU on the other 2 (`project_split`). The model comes back as `.value`."""
+    return _run("fine-tuning project", _project_cases, finetune)

@@ -1,0 +1,5 @@
+import sys
+
+from segkit_course.build import main
+
+sys.exit(main())
