@@ -20,7 +20,7 @@ What it does, per source:
   polygon becomes one labelme `cat` polygon with its own group_id. Near-duplicate pictures under
   two names (found by a difference hash) are kept once.
 * Oxford-IIIT Pet (a subset: Abyssinian and Bengal cats, american_bulldog dogs): photos with a
-  watermark are dropped (WATERMARKED). Each trimap (1 pet, 2 background, 3 border) is traced into
+  watermark are dropped (WATERMARKED), and so are photos whose trimap marks no pet. Each trimap (1 pet, 2 background, 3 border) is traced into
   polygons: an `__ignore__` region over the border band with the `cat` / `dog` polygon drawn over
   it, so `segkit export` gives back 0 / 1 / 255.
 
@@ -96,6 +96,7 @@ WATERMARK_NUMBERS = {
         122, 131, 133, 134, 135, 136, 138, 142, 143, 144, 187, 199],
 }
 WATERMARKED = {f"{breed}_{n}" for breed, numbers in WATERMARK_NUMBERS.items() for n in numbers}
+UNLABELLED: list[str] = []  # filled while reading: Oxford photos whose trimap holds no pet pixel
 OXFORD_SPECIES = {"Abyssinian": "cat", "Bengal": "cat", "american_bulldog": "dog"}
 
 # How many photos of each kind go where.
@@ -281,6 +282,9 @@ def oxford_photos(snapshot: Snapshot) -> list[Photo]:
             trimap = np.asarray(raw)
         if trimap.shape != (image.height, image.width):
             raise SystemExit(f"{snapshot.path}: images/{stem}.jpg is {image.size}, its trimap {trimap.shape[::-1]}")
+        if not (trimap == 1).any():
+            UNLABELLED.append(stem)  # a pet photo whose trimap marks no pet: no truth to learn from
+            continue
         class_index = 1 if species == "cat" else 2
         labels = np.select([trimap == 1, trimap == 3], [class_index, 255], 0).astype(np.uint8)
         size = final_size(image.width, image.height)
@@ -462,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_side": MAX_SIDE, "jpeg_quality": JPEG_QUALITY, "seed": SEED,
         "excluded_feral": {k: sorted(v) for k, v in EXCLUDED_FERAL.items()},
         "watermarked": sorted(WATERMARKED),
+        "trimap_without_pet": UNLABELLED,
         "near_duplicates": {"groups": duplicates, "kept": "the first stem of each group"},
         "trimap_tracing_pixel_agreement": {"min": round(min(agreement), 4), "mean": round(float(np.mean(agreement)), 4)},
         "usable": statistics(photos),
