@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 import torch
@@ -31,7 +32,10 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra) -> dict:
     extra: plain values (str, int, float, bool, None, lists, dicts, tensors), e.g. epoch=3,
     history=[...], class_names=[...], image_size=[256, 256], optimizer_state=optimizer.state_dict().
     A crash or Ctrl-C while writing leaves the previous file as it was. Returns the dict written.
+    Raises TypeError, before writing, for a value weights_only loading could not read back.
     """
+    for key, value in extra.items():
+        _check_plain(value, f"checkpoint[{key!r}]")
     checkpoint = {"format": FORMAT, "version": VERSION, "model_config": dict(model.config),
                   # contiguous CPU copies: loadable anywhere, whatever device and layout trained it
                   "model_state": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
@@ -41,6 +45,26 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra) -> dict:
     with atomic_file(path) as file:
         torch.save(checkpoint, file)
     return checkpoint
+
+
+def _check_plain(value, where: str) -> None:
+    """Raise TypeError naming the first value that `torch.load(..., weights_only=True)` would refuse."""
+    if value is None or type(value) in (bool, int, float, str) or isinstance(value, (torch.Tensor, torch.dtype,
+                                                                                     torch.device)):
+        return
+    if isinstance(value, dict):  # OrderedDict too (state_dict())
+        for key, item in value.items():
+            if type(key) not in (str, int):
+                raise TypeError(f"{where} has a key {key!r} of type {type(key).__name__}: use str or int keys.")
+            _check_plain(item, f"{where}[{key!r}]")
+        return
+    if type(value) in (list, tuple):
+        for index, item in enumerate(value):
+            _check_plain(item, f"{where}[{index}]")
+        return
+    raise TypeError(f"{where} is a {type(value).__module__}.{type(value).__name__} ({value!r:.80}): checkpoints hold "
+                    "only str, int, float, bool, None, lists, dicts and tensors, so that torch.load(..., "
+                    "weights_only=True) can read them. Convert it first: str(path), float(numpy_value), ...")
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -55,6 +79,8 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
+        if not zipfile.is_zipfile(path):  # torch.save writes a zip archive: this is some other file
+            raise ValueError(f"{path} is not a PyTorch file (torch.save writes a zip archive). {_RUN_FILES}") from None
         raise ValueError(f"{path} holds pickled Python objects, most likely a whole model saved with torch.save(model) "
                          "as in the source lesson. segkit reads only plain checkpoints (weights_only=True), since "
                          "unpickling runs code. If you trust the file: model = torch.load(path, weights_only=False), "

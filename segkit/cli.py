@@ -12,6 +12,10 @@ import time
 from pathlib import Path
 
 from .datasets import DATA_DIR
+from .train import TrainConfig
+
+DEFAULT_IMAGE_SIZE = 192
+FINETUNE_LR = 3e-4
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -23,13 +27,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .checkpoint import read_checkpoint
     from .data import SegmentationFolder, split_folder
     from .model import UNet
     from .train import TrainConfig, fit, seed_everything
     from .transforms import train_transforms
 
+    # Fine-tuning starts from the trained model's own architecture, size and input handling.
+    start = read_checkpoint(args.init) if args.init else {}
+    architecture = start.get("model_config", {"base_features": args.base_features})
+    sizes = dict(image_size=args.image_size or start.get("image_size") or DEFAULT_IMAGE_SIZE,
+                 resize=args.resize or start.get("resize") or "stretch")
     seed_everything(args.seed)  # the model's first weights
-    sizes = dict(image_size=args.image_size, resize=args.resize)
     if args.val_dir:
         train_set = SegmentationFolder(args.data_dir, transforms=train_transforms(), **sizes)
         val_set = SegmentationFolder(args.val_dir, **sizes)
@@ -37,8 +46,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_set, val_set = split_folder(args.data_dir, args.val_fraction, args.seed, train_transforms(), **sizes)
     names = train_set.class_names or ["_background_", "foreground"]
     # Background + one class: one sigmoid channel, as in the lesson. More classes: one channel each.
-    model = UNet(num_classes=1 if len(names) == 2 else len(names), base_features=args.base_features)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, max_time=args.max_time,
+    model = UNet(**{**architecture, "num_classes": 1 if len(names) == 2 else len(names)})
+    # A trained model needs smaller steps than a random one (benchmarks/README.md, fine-tuning).
+    lr = args.lr or (FINETUNE_LR if args.init else TrainConfig.lr)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=lr, max_time=args.max_time,
                          seed=args.seed, device=args.device, progress=not args.quiet)
     history = fit(model, train_set, val_set, config, out_dir=args.out, resume=args.resume, init=args.init)
     last = history[-1] if history else {}
@@ -132,13 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--val-fraction", type=float, default=0.1, help="hold out this fraction for validation (0: none)")
     p.add_argument("--init", help="start from this trained checkpoint's weights (fine-tuning)")
     p.add_argument("--resume", help="continue a run from its last.pt")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--max-time", type=float, help="stop cleanly after this many seconds")
-    p.add_argument("--image-size", type=int, default=192)
-    p.add_argument("--resize", choices=["stretch", "letterbox"], default="stretch")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
-    p.add_argument("--base-features", type=int, default=16, help="UNet width (channels of the first level)")
+    p.add_argument("--image-size", type=int, help=f"the network's input size (default {DEFAULT_IMAGE_SIZE}; "
+                                                  "with --init, the checkpoint's)")
+    p.add_argument("--resize", choices=["stretch", "letterbox"], help="default stretch; with --init, the checkpoint's")
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {TrainConfig.lr:g}; with --init {FINETUNE_LR:g})")
+    p.add_argument("--base-features", type=int, default=16, help="UNet width (ignored with --init: the checkpoint's)")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
+from torchvision import tv_tensors
 
 IGNORE_INDEX = 255
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -209,7 +210,8 @@ class SegmentationFolder(Dataset):
         image_size: the network's input size, int S (S x S) or (height, width); None keeps each photo's.
         resize: "stretch" (the lesson) or "letterbox" (see `preprocess`).
         transforms: callable (image, mask) -> (image, mask) run on every access after
-            preprocessing, e.g. `segkit.transforms.train_transforms()`.
+            preprocessing, e.g. `segkit.transforms.train_transforms()`. It gets them as
+            tv_tensors.Image and tv_tensors.Mask, so any torchvision v2 transform moves both.
         stems: use only these stems (default: every pair in the folder).
 
     Item i: (image float32 (3, H, W) in [0, 1], mask int64 (H, W)). Decoded, resized photos and
@@ -258,7 +260,10 @@ class SegmentationFolder(Dataset):
         image, mask = self._cache[index]
         image, mask = image.float() / 255.0, mask.long()
         if self.transforms is not None:
-            image, mask = self.transforms(image, mask)
+            # Typed, so that any torchvision v2 transform moves the mask with the photo: given two
+            # plain tensors, v2 flips the first and returns the second untouched, without an error.
+            image, mask = self.transforms(tv_tensors.Image(image), tv_tensors.Mask(mask))
+            image, mask = image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
         return image, mask
 
     def __repr__(self) -> str:
@@ -284,9 +289,10 @@ def split_folder(root: str | Path, val_fraction: float = 0.2, seed: int = 0, tra
     return train, val
 
 
-def make_loader(dataset: Dataset, batch_size: int = 8, shuffle: bool = True, seed: int = 0) -> DataLoader:
+def make_loader(dataset: Dataset, batch_size: int = 8, shuffle: bool = True, seed: int = 0,
+                workers: int = 0) -> DataLoader:
     """Batches for training (shuffled, seeded; a last batch smaller than batch_size is dropped,
     since BatchNorm's statistics over one or two photos are noise) or, shuffle=False, for evaluation."""
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=shuffle and len(dataset) > batch_size,
-                      generator=torch.Generator().manual_seed(seed) if shuffle else None,
-                      pin_memory=torch.cuda.is_available())
+                      generator=torch.Generator().manual_seed(seed) if shuffle else None, num_workers=workers,
+                      persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())

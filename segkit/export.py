@@ -127,7 +127,7 @@ def _read(json_path: Path) -> tuple[Image.Image, dict[str, Any], bytes | None]:
         raise ValueError(f'{json_path} is not a labelme file (no "shapes" list): move it out of the folder.')
     if record.get("imageData"):
         try:
-            raw = base64.b64decode(record["imageData"], validate=True)
+            raw = base64.b64decode(record["imageData"])
         except (binascii.Error, ValueError, TypeError):
             raise ValueError(f'{json_path}: its embedded photo (imageData) is damaged. Set "imageData" to null to use '
                              "the photo at imagePath, or label the photo again.") from None
@@ -138,7 +138,9 @@ def _read(json_path: Path) -> tuple[Image.Image, dict[str, Any], bytes | None]:
         raw = photo.read_bytes()
         image = _open(raw, f"{json_path}: its photo {photo}")
         plain_jpeg = raw[:3] == b"\xff\xd8\xff" and image.mode == "RGB" and image.getexif().get(0x0112, 1) == 1
-        image = ImageOps.exif_transpose(image)
+        # As labelme, only an EXIF block turns the photo (exif_transpose alone also obeys an XMP orientation).
+        if "exif" in image.info or "Raw profile type exif" in image.info:
+            image = ImageOps.exif_transpose(image)
     image = to_rgb(image)
     _check_size(json_path, record, image)
     return image, record, raw if plain_jpeg else None
@@ -162,7 +164,8 @@ def _find_photo(json_path: Path, record: dict[str, Any]) -> Path:
     candidate = json_path.parent / PureWindowsPath(image_path).as_posix()  # labelme on Windows writes backslashes
     if candidate.is_file():
         return candidate
-    nearby = [json_path.parent / PureWindowsPath(image_path).name] + [json_path.with_suffix(e) for e in _PHOTO_EXTENSIONS]
+    nearby = [json_path.parent / PureWindowsPath(image_path).name] + [
+        json_path.with_suffix(e) for e in _PHOTO_EXTENSIONS + tuple(e.upper() for e in _PHOTO_EXTENSIONS)]
     found = next((p for p in nearby if p.is_file()), None)
     hint = (f' {found.name} is next to it: if that is the labelled photo, set "imagePath": "{found.name}".' if found
             else " Put the photo next to the JSON under that name, or correct imagePath.")
@@ -193,7 +196,7 @@ def shapes_to_mask(shapes: Sequence[dict[str, Any]], size: tuple[int, int], labe
     values = {label: IGNORE_INDEX if value == -1 else int(value) for label, value in label_to_id.items()}
     for index, shape in enumerate(shapes):
         label = shape.get("label") if isinstance(shape, dict) else None
-        if label not in values:
+        if not isinstance(label, str) or label not in values:  # a list label would raise TypeError
             close = difflib.get_close_matches(str(label), list(values), n=1)
             raise ValueError(f"{_describe(shape, index)}: label {label!r} is not in labels.txt"
                              + (f" (did you mean {close[0]!r}?)" if close else "") + f". Allowed: {', '.join(values)}. "
@@ -335,6 +338,8 @@ def export_labelme_folder(input_dir: str | os.PathLike, output_dir: str | os.Pat
     report = ExportReport(input_dir, output_dir, list(labels.names))
     for json_path in tqdm(json_files, desc="export", unit="file", disable=not progress or len(json_files) < 6):
         try:
+            if json_path.stem in report.exported:
+                raise ValueError(f"another file in {input_dir} has the stem {json_path.stem!r}: rename one of them.")
             _export_one(json_path, output_dir, labels.label_to_index())
             report.exported.append(json_path.stem)
         except Exception as error:  # one bad file must not stop the others: report it and go on

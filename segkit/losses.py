@@ -33,8 +33,8 @@ def check_target(logits: Tensor, target: Tensor, where: str) -> Tensor:
         shape = tuple(target.shape) if isinstance(target, Tensor) else type(target).__name__
         raise ValueError(f"{where}: target must be (N, H, W) = {(n, h, w)} class indices, got {shape}. A (N, 1, H, W) "
                          "mask: mask[:, 0]; masks must be resized (nearest) to the photos' size.")
-    if target.is_floating_point() or target.dtype == torch.bool:
-        raise TypeError(f"{where}: target must hold integer class indices, got {target.dtype}: use target.long().")
+    if target.dtype != torch.int64:  # cross_entropy and one_hot take int64 only; uint8 would fail deep in torch
+        raise TypeError(f"{where}: target must hold int64 class indices, got {target.dtype}: use target.long().")
     valid = target != IGNORE_INDEX
     bad = valid & ((target < 0) | (target >= max(c, 2)))
     if bool(bad.any()):  # one sync; saves a learner from a CUDA device-side assert later

@@ -43,6 +43,9 @@ class ConfusionMatrix:
 
     def update(self, pred: Tensor, target: Tensor) -> None:
         """Add a batch: pred and target of the same shape, e.g. (N, H, W), integer class indices."""
+        if not isinstance(pred, Tensor) or not isinstance(target, Tensor):
+            raise TypeError(f"ConfusionMatrix.update: pred and target must be torch tensors, got "
+                            f"{type(pred).__name__} and {type(target).__name__}: use torch.from_numpy(array).")
         if pred.shape != target.shape:
             raise ValueError(f"ConfusionMatrix.update: pred {tuple(pred.shape)} and target {tuple(target.shape)} differ. "
                              "Turn (N, C, H, W) logits into (N, H, W) classes with logits_to_pred(logits).")

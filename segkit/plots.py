@@ -114,10 +114,11 @@ def plot_history(history) -> Figure:
         if not np.isnan(values).all():
             iou_ax.plot(epochs, values, color=colour, label=key)
     if iou_ax.lines:
-        values = np.array([np.nan if r["val_foreground_iou"] is None else r["val_foreground_iou"] for r in rows])
-        best = int(np.nanargmax(values))
-        iou_ax.plot(epochs[best], values[best], "*", color="tab:red", markersize=12,
-                    label=f"best {values[best]:.3f} (epoch {epochs[best]}): best.pt")
+        values = np.array([np.nan if r.get("val_foreground_iou") is None else r["val_foreground_iou"] for r in rows])
+        if not np.isnan(values).all():  # fit's best.pt: the first epoch of the highest foreground IoU
+            best = int(np.nanargmax(values))
+            iou_ax.plot(epochs[best], values[best], "*", color="tab:red", markersize=12,
+                        label=f"best {values[best]:.3f} (epoch {epochs[best]}): best.pt")
         iou_ax.legend(loc="lower right")
     else:
         iou_ax.text(0.5, 0.5, "no validation photos", ha="center", transform=iou_ax.transAxes)
@@ -204,8 +205,10 @@ def threshold_sweep(probs: Sequence[np.ndarray], truths: Sequence[np.ndarray],
     cat = np.concatenate([np.asarray(t)[v] == 1 for t, v in zip(truths, valid)])
     # Sorted once, the number of pixels above each threshold is a binary search.
     everything, on_cats = np.sort(p), np.sort(p[cat])
-    predicted = everything.size - np.searchsorted(everything, thresholds, side="right")
-    hits = on_cats.size - np.searchsorted(on_cats, thresholds, side="right")
+    # Compared in the probabilities' own format, as `probs > threshold` (predict_mask) compares them.
+    cuts = thresholds.astype(p.dtype) if p.dtype.kind == "f" else thresholds
+    predicted = everything.size - np.searchsorted(everything, cuts, side="right")
+    hits = on_cats.size - np.searchsorted(on_cats, cuts, side="right")
     union = predicted + on_cats.size - hits
     return thresholds, np.where(union > 0, hits / np.maximum(union, 1), np.nan)
 

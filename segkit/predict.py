@@ -36,19 +36,21 @@ def predict_proba(model: nn.Module, photos, image_size: Size | None = 256, resiz
 
     photos: a path, PIL image or uint8 array, or a list of them. image_size: the size the model
     was trained at (a checkpoint's "image_size"); None runs each photo at its own size.
-    resize: as in training ("stretch" or "letterbox"). Runs in eval mode on the model's device
-    (BatchNorm then uses its running statistics); the model's mode is restored afterwards.
+    resize: as in training ("stretch" or "letterbox"). Runs in eval mode on the model's device and
+    in its number format (BatchNorm then uses its running statistics); the model's mode is restored
+    afterwards.
     """
     single = not isinstance(photos, (list, tuple))
     photos = [open_image(p) for p in ([photos] if single else photos)]
-    device = next(model.parameters()).device
+    parameter = next(model.parameters())
+    device, dtype = parameter.device, parameter.dtype
     was_training = model.training
     model.eval()
     results = []
     try:
         for start in range(0, len(photos), batch_size if image_size is not None else 1):
             chunk = photos[start:start + (batch_size if image_size is not None else 1)]
-            batch = torch.stack([preprocess(photo, image_size, resize) for photo in chunk]).to(device)
+            batch = torch.stack([preprocess(photo, image_size, resize) for photo in chunk]).to(device, dtype)
             logits = model(batch).float()
             probs = torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
             results += [_to_photo_size(p, photo.size, image_size, resize) for p, photo in zip(probs, chunk)]
@@ -64,9 +66,10 @@ def _to_photo_size(probs: torch.Tensor, photo_size: tuple[int, int], image_size:
         probs = probs[:, top:bottom, left:right]  # only the box that holds the photo maps back onto it
     width, height = photo_size
     if probs.shape[-2:] != (height, width):
-        # Bilinear mixes of probabilities are probabilities; antialias when shrinking.
+        # Bilinear mixes of probabilities are probabilities; antialias when shrinking (either side).
+        shrinking = probs.shape[-2] > height or probs.shape[-1] > width
         probs = F.interpolate(probs[None], size=(height, width), mode="bilinear", align_corners=False,
-                              antialias=probs.shape[-1] > width and probs.device.type in ("cpu", "cuda"))[0]
+                              antialias=shrinking and probs.device.type in ("cpu", "cuda"))[0]
     probs = probs.clamp(0, 1).cpu().numpy().astype(np.float32)
     return probs[0] if probs.shape[0] == 1 else probs
 
@@ -76,6 +79,8 @@ def probabilities_to_mask(probs: np.ndarray, threshold: float = 0.5) -> np.ndarr
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     probs = np.asarray(probs)
+    if probs.ndim == 3 and len(probs) == 1:  # a binary model's (1, H, W): the argmax of one channel is all 0
+        probs = probs[0]
     if probs.ndim == 2:
         return (probs > threshold).astype(np.uint8)
     if probs.ndim == 3:
@@ -112,7 +117,12 @@ def predict_folder(model: nn.Module, photos: str | Path | Sequence[str | Path], 
     stems = [p.stem for p in photos]
     if len(set(stems)) != len(stems):
         raise ValueError("two photos share a stem, so their outputs would share a name: rename one.")
+    missing = [str(p) for p in photos if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"no such photo(s): {', '.join(missing[:5])}")
     out_dir = Path(out_dir)
+    if any(p.parent.resolve() == out_dir.resolve() for p in photos):
+        raise ValueError(f"{out_dir} holds the photos: write the masks and overlays into a folder of their own.")
     refuse_non_empty(out_dir, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []

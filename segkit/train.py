@@ -44,7 +44,7 @@ class TrainConfig:
     epochs: int = 40
     batch_size: int = 8
     lr: float = 3e-3                  # peak learning rate of AdamW, after a 5% warm-up; cosine decay to 1%
-    max_time: float | None = None     # seconds: finish the epoch in progress, validate, save and stop
+    max_time: float | None = None     # seconds: stop after the step that reaches it, validate, save
     seed: int = 0
     device: str = "auto"              # "auto" (cuda > mps > cpu), "cpu", "cuda", "cuda:1", "mps"
     amp: str = "auto"                 # autocast format: "auto", "bf16", "fp16" or "off" (segkit.device)
@@ -206,7 +206,9 @@ def fit(model: nn.Module, train_set: SegmentationFolder, val_set: SegmentationFo
     if channels_last:
         model.to(memory_format=torch.channels_last)
     loss_fn = (loss_fn or default_loss(model.config["num_classes"])).to(device)
-    loader = make_loader(train_set, config.batch_size, shuffle=True, seed=config.seed)
+    # On a GPU, worker processes prepare the next batches meanwhile; on a CPU they would only compete for its cores.
+    workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
+    loader = make_loader(train_set, config.batch_size, shuffle=True, seed=config.seed, workers=workers)
     optimizer = make_optimizer(model, config.lr, device)
     schedule = WarmupCosine(optimizer, config.epochs * len(loader), config.max_time)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None

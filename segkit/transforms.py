@@ -22,10 +22,12 @@ class JointTransforms:
     """(image (3, H, W) float, mask (H, W) int64) -> the same, augmented; the output keeps the input's size.
 
     geometric: v2 transforms applied to both; color: v2 transforms applied to the photo only.
+    Either list may be empty (v2.Compose refuses an empty list, so an empty step is v2.Identity).
     """
 
     def __init__(self, geometric: list[v2.Transform], color: list[v2.Transform]) -> None:
-        self.geometric, self.color = v2.Compose(geometric), v2.Compose(color)
+        self.geometric = v2.Compose(geometric) if geometric else v2.Identity()
+        self.color = v2.Compose(color) if color else v2.Identity()
 
     def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = self.geometric(tv_tensors.Image(image), tv_tensors.Mask(mask))

@@ -54,6 +54,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -611,5 +612,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args)
     except CourseError as error:
-        print(f"segkit-course: error: {error}")
+        print(f"segkit-course: error: {error}", file=sys.stderr)  # as `segkit`: errors on stderr, no traceback
         return 2

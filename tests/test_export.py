@@ -1,13 +1,15 @@
 """Tests for segkit.export: labels.txt, labelme files of every generation, rasterisation, export.
 
-labelme itself is the oracle while it still ships ``labelme.utils.shapes_to_label``; the golden
-files in tests/golden/export (made with it by make_golden.py) keep the check alive after that.
+labelme itself is the oracle while it still ships ``shapes_to_label`` and
+``apply_exif_orientation``; the golden files in tests/golden/export (made with labelme by
+make_golden.py) keep the rasterisation checked after that.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import io
 import json
 import random
@@ -15,28 +17,30 @@ from pathlib import Path
 
 import numpy as np
 import PIL.Image
+import PIL.ImageOps
+import PIL.PngImagePlugin
 import pytest
 
-from segkit import export
+from segkit.draw import default_palette
 from segkit.export import (
+    SHAPE_POINTS,
     ExportReport,
     LabelSet,
     export_labelme_folder,
-    find_labelme_files,
-    label_to_index,
     load_labelme_json,
     read_label_set,
     read_labels,
-    save_palette_mask,
     shapes_to_mask,
 )
-from segkit.palette import default_palette
 
 GOLDEN = Path(__file__).parent / "golden" / "export"
-# Pillow's drawing can move the odd boundary pixel between versions; the golden files may
-# have been made with another Pillow than the one running the tests.
+GOLDEN_EXPECTED = GOLDEN / "expected" / "SegmentationClass"
+# Pillow's drawing may move the odd boundary pixel between versions, and the golden files may have
+# been made with another Pillow than the one running the tests: a few pixels may differ, and only
+# on the boundary of a region (test_golden_masks). With the Pillow they were made with, none does.
 GOLDEN_PIXEL_TOLERANCE = 6
 CAT_LABELS = "__ignore__\n_background_\ncat\n"
+CAT_IDS = {"_background_": 0, "cat": 1, "__ignore__": 255}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -68,11 +72,17 @@ def quadrants(width: int, height: int) -> PIL.Image.Image:
     return PIL.Image.fromarray(rgb)
 
 
+def orientation_exif(orientation: int) -> bytes:
+    exif = PIL.Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
 def mask_b64(bits: np.ndarray) -> str:
     return b64(encode(PIL.Image.fromarray(bits.astype(np.uint8)), "PNG"))
 
 
-def shape(label: str, points, shape_type: str | None = "polygon", **extra) -> dict:
+def shape(label, points, shape_type: str | None = "polygon", **extra) -> dict:
     s = {"label": label, "points": points, "group_id": None, "description": "", "flags": {}, **extra}
     if shape_type is not None:
         s["shape_type"] = shape_type
@@ -124,15 +134,19 @@ def labels_file(tmp_path: Path) -> Path:
     return path
 
 
-CAT_IDS = {"_background_": 0, "cat": 1, "__ignore__": 255}
-
-
-def labelme_utils():
-    """labelme.utils with shapes_to_label, or a skip when labelme no longer offers it (7.0+)."""
-    utils = pytest.importorskip("labelme.utils", reason="labelme is not installed")
-    if not hasattr(utils, "shapes_to_label"):
-        pytest.skip("labelme.utils.shapes_to_label is gone (private since labelme 7); the golden files still check")
-    return utils
+def labelme_function(name: str):
+    """labelme's own `name` (shapes_to_label, img_b64_to_arr, apply_exif_orientation), wherever the
+    installed labelme keeps it; a skip when labelme is not installed or no longer has it."""
+    pytest.importorskip("labelme", reason="labelme is not installed")
+    for module in ("labelme.utils", "labelme._utils", "labelme.utils.shape", "labelme.utils.image",
+                   "labelme._utils.shape", "labelme._utils.image"):
+        try:
+            found = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if found is not None:
+            return found
+    pytest.skip(f"labelme no longer has {name}; the golden files still check the rasterisation")
 
 
 # --------------------------------------------------------------------------- labels.txt
@@ -144,7 +158,6 @@ def test_read_labels_the_labelme_way(tmp_path: Path) -> None:
     path.write_bytes("\ufeff__ignore__\r\n  _background_ \r\n\r\ncat\r\ndog\r\n\r\n".encode("utf-8"))
     labels = read_label_set(path)
     assert labels == LabelSet(names=("_background_", "cat", "dog"), has_ignore=True)
-    assert labels.num_classes == 3
     assert read_labels(path) == ["_background_", "cat", "dog"]
     assert labels.label_to_index() == {"_background_": 0, "cat": 1, "dog": 2, "__ignore__": 255}
 
@@ -154,20 +167,22 @@ def test_read_labels_without_ignore_line(tmp_path: Path) -> None:
     path.write_text("_background_\ncat\n")
     labels = read_label_set(path)
     assert labels.has_ignore is False
-    assert labels.label_to_index() == {"_background_": 0, "cat": 1}
+    assert labels.label_to_index() == {"_background_": 0, "cat": 1}  # "__ignore__" is then an unknown label
 
 
 @pytest.mark.parametrize(
     "text, problem",
     [
-        ("", "empty"),
-        ("\n  \n\n", "empty"),
+        ("", "it lists no classes"),
+        ("\n  \n\n", "it lists no classes"),
+        ("__ignore__\n", "it lists no classes"),
         ("__ignore__\ncat\ndog\n", "_background_ is missing"),
-        ("__ignore__\ncat\n_background_\n", "must come before every class"),
-        ("__ignore__\n_background_\ncat\ncat\n", "listed twice (lines 3 and 4)"),
-        ("_background_\n__ignore__\ncat\n", "must be the first line"),
-        ("__ignore__\n_background_\n", "no class after _background_"),
-        ("__ignore__\n_background_\n_background_\ncat\n", "listed twice"),
+        ("__ignore__\ncat\n_background_\n", "_background_ must come before every class"),
+        ("__ignore__\n_background_\ncat\ncat\n", "'cat' listed twice"),
+        ("_background_\n__ignore__\ncat\n", "__ignore__ must be the first line"),
+        ("__ignore__\n_background_\n", "there is no class after _background_"),
+        ("__ignore__\n_background_\n_background_\ncat\n", "'_background_' listed twice"),
+        ("_background_\n" + "".join(f"c{i}\n" for i in range(255)), "256 classes, but class ids must stay below 255"),
     ],
 )
 def test_malformed_labels_file_shows_the_expected_form(tmp_path: Path, text: str, problem: str) -> None:
@@ -178,21 +193,21 @@ def test_malformed_labels_file_shows_the_expected_form(tmp_path: Path, text: str
     message = str(info.value)
     assert str(path) in message
     assert problem in message
-    assert "__ignore__\n_background_\ncat" in message
+    assert "__ignore__\n_background_\ncat" in message  # the expected form, to copy
+
+
+def test_most_classes_a_mask_can_hold(tmp_path: Path) -> None:
+    path = tmp_path / "labels.txt"
+    path.write_text("__ignore__\n_background_\n" + "".join(f"c{i}\n" for i in range(254)))
+    labels = read_label_set(path)
+    assert len(labels.names) == 255 and labels.label_to_index()["c253"] == 254  # 255 stays "ignore"
 
 
 def test_missing_labels_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="labels file not found"):
+    with pytest.raises(FileNotFoundError) as info:
         read_labels(tmp_path / "nope.txt")
-
-
-def test_label_to_index() -> None:
-    assert label_to_index(["_background_", "cat"]) == {"_background_": 0, "cat": 1, "__ignore__": 255}
-    assert label_to_index(["_background_", "cat"], has_ignore=False) == {"_background_": 0, "cat": 1}
-    with pytest.raises(ValueError, match="unique"):
-        label_to_index(["_background_", "cat", "cat"])
-    with pytest.raises(ValueError, match="not a class"):
-        label_to_index(["_background_", "__ignore__"])
+    assert "labels file not found" in str(info.value) and str(tmp_path / "nope.txt") in str(info.value)
+    assert "__ignore__\n_background_\ncat" in str(info.value)
 
 
 # --------------------------------------------------------------------------- rasterisation by hand
@@ -205,13 +220,25 @@ def test_each_shape_type_by_hand() -> None:
     expected = np.zeros((h, w), np.uint8)
     expected[2:10, 3:13] = 1  # both corners inclusive
     np.testing.assert_array_equal(rect, expected)
+    assert rect.dtype == np.uint8 and rect.shape == (h, w)
+
+    square = [[5, 5], [14, 5], [14, 12], [5, 12]]
+    for kind in ("polygon", None, "oriented_rectangle"):  # None: labelme 3.x, a polygon
+        polygon = shapes_to_mask([shape("b", square, kind)], (h, w), ids)
+        expected = np.zeros((h, w), np.uint8)
+        expected[5:13, 5:15] = 2  # the outline is part of the shape
+        np.testing.assert_array_equal(polygon, expected, err_msg=str(kind))
 
     point = shapes_to_mask([shape("a", [[20, 15]], "point")], (h, w), ids)
     ys, xs = np.nonzero(point)
     assert (xs.min(), xs.max(), ys.min(), ys.max()) == (15, 25, 10, 20)  # radius 5 disc
+    assert point[15, 20] == 1 and point[10, 15] == 0  # a disc, not a square
 
     line = shapes_to_mask([shape("a", [[0, 15], [39, 15]], "line")], (h, w), ids)
-    assert line[:, 20].sum() in (10, 11)  # 10 px wide
+    assert line[:, 20].sum() in (10, 11) and line[15].all()  # 10 px wide, end to end
+
+    strip = shapes_to_mask([shape("a", [[0, 5], [20, 5], [20, 29]], "linestrip")], (h, w), ids)
+    assert strip[5, :18].all() and strip[10:, 20].all() and not strip[20, :10].any()  # open: no closing edge
 
     circle = shapes_to_mask([shape("a", [[20, 15], [26, 15]], "circle")], (h, w), ids)
     ys, xs = np.nonzero(circle)
@@ -223,6 +250,8 @@ def test_each_shape_type_by_hand() -> None:
     expected = np.zeros((h, w), np.uint8)
     expected[20:24, 10:15][bits] = 2
     np.testing.assert_array_equal(pasted, expected)
+    assert set(SHAPE_POINTS) == {"polygon", "rectangle", "circle", "line", "linestrip", "point",
+                                 "oriented_rectangle", "mask"}  # every type above; a new one needs a test
 
 
 def test_later_shapes_paint_over_earlier_ones_and_edges_clip() -> None:
@@ -231,7 +260,7 @@ def test_later_shapes_paint_over_earlier_ones_and_edges_clip() -> None:
         shape("a", [[-50, -50], [100, -50], [100, 100], [-50, 100]]),  # far past every edge
         shape("b", [[5, 5], [9, 9]], "rectangle"),
         shape("__ignore__", [[7, 7], [12, 12]], "rectangle"),
-        shape("_background_", [[0, 0], [2, 2]], "rectangle"),
+        shape("_background_", [[0, 0], [2, 2]], "rectangle"),  # a hole cut back to background
     ]
     mask = shapes_to_mask(shapes, (16, 20), ids)
     expected = np.ones((16, 20), np.uint8)
@@ -247,6 +276,12 @@ def test_later_shapes_paint_over_earlier_ones_and_edges_clip() -> None:
     np.testing.assert_array_equal(clipped, expected)
 
 
+def test_labelme2voc_ignore_id_minus_one_becomes_255() -> None:
+    ids = {"__ignore__": -1, "_background_": 0, "cat": 1}  # labelme2voc.py's class_name_to_id
+    mask = shapes_to_mask([shape("__ignore__", [[1, 1], [3, 3]], "rectangle")], (5, 5), ids)
+    assert mask[2, 2] == 255 and mask[0, 0] == 0
+
+
 @pytest.mark.parametrize(
     "shape_type, points, needed",
     [
@@ -258,6 +293,7 @@ def test_later_shapes_paint_over_earlier_ones_and_edges_clip() -> None:
         ("linestrip", [[1, 1]], "at least 2"),
         ("point", [[1, 1], [2, 2]], "exactly 1"),
         ("oriented_rectangle", [[1, 1], [5, 1], [5, 5]], "exactly 4"),
+        ("mask", [[1, 1]], "exactly 2"),
         ("polygon", [], "at least 3"),
     ],
 )
@@ -267,6 +303,7 @@ def test_too_few_points_names_the_shape(shape_type, points, needed) -> None:
         shapes_to_mask(shapes, (10, 10), CAT_IDS)
     message = str(info.value)
     assert "shape 1" in message and "'cat'" in message and needed in message and "labelme" in message
+    assert f"a {shape_type or 'polygon'} needs" in message
 
 
 def test_unknown_label_lists_allowed_labels() -> None:
@@ -274,17 +311,29 @@ def test_unknown_label_lists_allowed_labels() -> None:
     with pytest.raises(ValueError) as info:
         shapes_to_mask(shapes, (10, 10), CAT_IDS)
     message = str(info.value)
-    assert "'cta' (shape 1)" in message
+    assert "shape 1" in message and "'cta' is not in labels.txt" in message
     assert "did you mean 'cat'" in message
-    assert "'_background_', 'cat', '__ignore__'" in message
-    assert "labels.txt" in message
+    assert "Allowed: _background_, cat, __ignore__" in message
+    assert "Add it as a new line at the end of labels.txt" in message
+    # A label of the wrong type (a hand-edited file) is reported the same way, not as a TypeError.
+    for label in (None, ["cat"], 1):
+        with pytest.raises(ValueError, match="shape 0 .* is not in labels.txt"):
+            shapes_to_mask([shape(label, [[0, 0], [4, 0], [4, 4]])], (10, 10), CAT_IDS)
 
 
-def test_bad_points_and_unknown_shape_type() -> None:
-    with pytest.raises(ValueError, match="not \\[x, y\\]"):
+def test_bad_points_unknown_shape_type_and_broken_bitmap() -> None:
+    with pytest.raises(ValueError, match=r"shape 0 .*points must be a list of \[x, y\] numbers"):
         shapes_to_mask([shape("cat", [[0, 0], [4, "x"], [4, 4]])], (10, 10), CAT_IDS)
-    with pytest.raises(ValueError, match="shape_type 'cubic'"):
+    for points in (None, [[0, 0, 1], [4, 0], [4, 4]], [[0, 0], [4, float("nan")], [4, 4]], [[0, 0], [True, 1], [4, 4]]):
+        with pytest.raises(ValueError, match=r"points must be a list of \[x, y\] numbers"):
+            shapes_to_mask([shape("cat", points)], (10, 10), CAT_IDS)
+    with pytest.raises(ValueError, match="shape_type 'cubic' cannot be drawn into a mask; supported: polygon"):
         shapes_to_mask([shape("cat", [[0, 0], [4, 0], [4, 4]], "cubic")], (10, 10), CAT_IDS)
+    for bitmap in (None, "not base64 at all!", b64(b"no PNG")):
+        with pytest.raises(ValueError, match="shape 0 .*mask bitmap is missing or cannot be decoded"):
+            shapes_to_mask([shape("cat", [[0, 0], [3, 3]], "mask", mask=bitmap)], (10, 10), CAT_IDS)
+    with pytest.raises(ValueError, match="shape 1 .*not in labels.txt"):
+        shapes_to_mask([shape("cat", [[0, 0], [4, 0], [4, 4]]), "a string, not a shape"], (10, 10), CAT_IDS)
 
 
 # --------------------------------------------------------------------------- labelme as the oracle
@@ -297,7 +346,8 @@ def random_shape(rng: random.Random, height: int, width: int) -> dict:
         return [round(x), round(y)] if rng.random() < 0.3 else [round(x, rng.choice([1, 2, 6])), round(y, 2)]
 
     label = rng.choice(["_background_", "cat", "dog", "__ignore__"])
-    kind = rng.choice(["polygon", None, "rectangle", "circle", "line", "linestrip", "point", "oriented_rectangle", "mask"])
+    kind = rng.choice(["polygon", None, "rectangle", "circle", "line", "linestrip", "point", "oriented_rectangle",
+                       "mask"])
     if kind in ("polygon", None):
         return shape(label, [xy() for _ in range(rng.randint(3, 8))], kind)
     if kind == "linestrip":
@@ -317,48 +367,82 @@ def random_shape(rng: random.Random, height: int, width: int) -> dict:
     return shape(label, [xy(), xy()], kind)
 
 
-def labelme_shapes_to_mask(utils, shapes: list[dict], size: tuple[int, int]) -> np.ndarray:
+def labelme_shapes_to_mask(shapes: list[dict], size: tuple[int, int]) -> np.ndarray:
     """What labelme2voc.py writes: shapes_to_label with __ignore__ = -1, cast to uint8 (-1 -> 255)."""
+    shapes_to_label, img_b64_to_arr = labelme_function("shapes_to_label"), labelme_function("img_b64_to_arr")
     decoded = []
     for s in shapes:
         s = dict(s)
         if s.get("mask") is not None:  # as labelme's LabelFile decodes it
-            s["mask"] = utils.img_b64_to_arr(s["mask"]).astype(bool)
+            s["mask"] = img_b64_to_arr(s["mask"]).astype(bool)
         decoded.append(s)
     ids = {"__ignore__": -1, "_background_": 0, "cat": 1, "dog": 2}
-    cls, _ = utils.shapes_to_label(img_shape=size, shapes=decoded, label_name_to_value=ids)
+    cls, _ = shapes_to_label(img_shape=size, shapes=decoded, label_name_to_value=ids)
     return cls.astype(np.uint8)
 
 
 def test_random_shapes_match_labelme_shapes_to_label() -> None:
-    utils = labelme_utils()
     rng = random.Random(20240601)
     ids = {"_background_": 0, "cat": 1, "dog": 2, "__ignore__": 255}
+    kinds = set()
     for case in range(300):
         height, width = rng.randint(4, 48), rng.randint(4, 48)
         shapes = [random_shape(rng, height, width) for _ in range(rng.randint(1, 5))]
+        kinds |= {s.get("shape_type") for s in shapes}
         ours = shapes_to_mask(shapes, (height, width), ids)
-        theirs = labelme_shapes_to_mask(utils, shapes, (height, width))
+        theirs = labelme_shapes_to_mask(shapes, (height, width))
         # Same Pillow in the same process, so no boundary pixel may differ.
         assert np.array_equal(ours, theirs), f"case {case}: {shapes}"
+    assert kinds == set(SHAPE_POINTS) | {None}
 
 
-def test_exif_orientations_match_labelme(tmp_path: Path) -> None:
-    utils = pytest.importorskip("labelme.utils", reason="labelme is not installed")
-    if not hasattr(utils, "apply_exif_orientation"):
-        pytest.skip("labelme.utils.apply_exif_orientation is gone")
+def load_as_labelme(path: Path) -> PIL.Image.Image:
+    apply_exif_orientation = labelme_function("apply_exif_orientation")
+    with PIL.Image.open(path) as opened:
+        return apply_exif_orientation(opened).convert("RGB")
+
+
+def save_with_orientation(image: PIL.Image.Image, path: Path, fmt: str, orientation: int) -> None:
+    if fmt == "PNG-ImageMagick":  # ImageMagick keeps EXIF in a hex "Raw profile type exif" text chunk
+        raw = b"Exif\x00\x00" + orientation_exif(orientation)
+        info = PIL.PngImagePlugin.PngInfo()
+        info.add_text("Raw profile type exif", f"\nexif\n{len(raw):8d}\n{raw.hex()}\n")
+        image.save(path, format="PNG", pnginfo=info)
+    else:
+        image.save(path, format=fmt, exif=orientation_exif(orientation), quality=95)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "PNG-ImageMagick"])
+def test_exif_orientations_match_labelme(tmp_path: Path, fmt: str) -> None:
     stored = PIL.Image.fromarray(np.arange(5 * 3 * 3, dtype=np.uint8).reshape(3, 5, 3) * 5)  # 5x3, all distinct
     for orientation in range(1, 9):
-        exif = PIL.Image.Exif()
-        exif[0x0112] = orientation
-        name = f"o{orientation}.png"  # PNG: lossless, so the comparison is exact
-        stored.save(tmp_path / name, exif=exif.tobytes())
+        name = f"o{orientation}.{fmt.split('-')[0].lower()}"
+        save_with_orientation(stored, tmp_path / name, fmt, orientation)
         record = {"shapes": [], "imagePath": name, "imageData": None}
         (tmp_path / f"o{orientation}.json").write_text(json.dumps(record))
         ours, _ = load_labelme_json(tmp_path / f"o{orientation}.json")
-        with PIL.Image.open(tmp_path / name) as opened:
-            theirs = utils.apply_exif_orientation(opened).convert("RGB")
+        theirs = load_as_labelme(tmp_path / name)  # the same decoded pixels, so the comparison is exact
         np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs), err_msg=f"orientation {orientation}")
+        assert ours.size == ((3, 5) if orientation >= 5 else (5, 3))
+
+
+def test_xmp_orientation_alone_turns_nothing_as_in_labelme(tmp_path: Path, labels_file: Path) -> None:
+    # labelme reads the orientation from the EXIF block only; Pillow's getexif() also looks in XMP.
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    quadrants(40, 24).save(tmp_path / "edited.jpg", quality=95, xmp=xmp)
+    record = {"version": "5.5.0", "flags": {}, "imagePath": "edited.jpg", "imageData": None, "imageHeight": 24,
+              "imageWidth": 40, "shapes": [shape("cat", [[0, 0], [19, 23]], "rectangle")]}
+    (tmp_path / "edited.json").write_text(json.dumps(record))
+    ours, _ = load_labelme_json(tmp_path / "edited.json")
+    assert ours.size == (40, 24)
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(load_as_labelme(tmp_path / "edited.jpg")))
+
+    report = export_labelme_folder(tmp_path, tmp_path / "voc", labels_file, progress=False)
+    assert report.ok, report.summary()
+    # The copy must not carry the XMP orientation, or segkit.data would turn it away from its mask.
+    with PIL.Image.open(tmp_path / "voc" / "JPEGImages" / "edited.jpg") as jpeg:
+        assert PIL.ImageOps.exif_transpose(jpeg).size == (40, 24)
 
 
 # --------------------------------------------------------------------------- golden files
@@ -368,41 +452,120 @@ def golden_cases() -> list[Path]:
     return sorted((GOLDEN / "input").glob("*.json"))
 
 
-def test_golden_files_exist() -> None:
-    stems = {p.stem for p in golden_cases()}
-    assert {"v3_polygons", "v4_image_path", "v4_exif_rotated", "v5_all_shapes", "v6_mask"} <= stems
-    for stem in stems:
-        assert (GOLDEN / "expected" / "SegmentationClass" / f"{stem}.png").is_file()
+def golden_label_ids() -> dict[str, int]:
+    return read_label_set(GOLDEN / "labels.txt").label_to_index()
+
+
+def golden_record(json_path: Path) -> dict:
+    return json.loads(json_path.read_text())
+
+
+def test_golden_cases_cover_every_shape_type_generation_and_photo_source() -> None:
+    """The golden comparison below checks only what these inputs hold: they must hold it all."""
+    records = {p.stem: golden_record(p) for p in golden_cases()}
+    assert {p.stem for p in GOLDEN_EXPECTED.glob("*.png")} == set(records)  # one expected mask per input
+
+    kinds = {s.get("shape_type") for r in records.values() for s in r["shapes"]}
+    assert kinds == set(SHAPE_POINTS) | {None}  # None: labelme 3.x polygons
+    generations = {int(r["version"].split(".")[0]) if "version" in r else 3 for r in records.values()}
+    assert generations >= {3, 4, 5, 6}
+    assert any("imageHeight" not in r for r in records.values())  # 3.x files do not record the size
+
+    sources = set()
+    for stem, record in records.items():
+        if record.get("imageData"):
+            data = base64.b64decode(record["imageData"])
+            sources.add(("embedded", PIL.Image.open(io.BytesIO(data)).format))
+        else:
+            with PIL.Image.open(GOLDEN / "input" / record["imagePath"]) as photo:
+                turned = photo.getexif().get(0x0112, 1) != 1
+                sources.add(("file", photo.format, turned))
+    assert {("embedded", "PNG"), ("embedded", "JPEG"), ("file", "PNG", False), ("file", "JPEG", True)} <= sources
+
+    values = set()
+    for stem in records:
+        values |= set(np.unique(read_png(GOLDEN_EXPECTED / f"{stem}.png")).tolist())
+    assert values == {0, 1, 2, 255}  # background, both classes and __ignore__ all appear
+
+
+@pytest.mark.parametrize("json_path", golden_cases(), ids=lambda p: p.stem)
+def test_every_golden_shape_leaves_its_mark(json_path: Path) -> None:
+    """Each shape of a golden file changes its expected mask, so drawing it wrong fails test_golden_masks.
+
+    A shape's mark: the pixels of the expected mask that change when the mask is drawn without it.
+    """
+    expected = read_png(GOLDEN_EXPECTED / f"{json_path.stem}.png")
+    shapes = golden_record(json_path)["shapes"]
+    for value in np.unique(expected):
+        assert np.count_nonzero(expected == value) > GOLDEN_PIXEL_TOLERANCE  # no near-empty class
+    for index, s in enumerate(shapes):
+        without = shapes_to_mask(shapes[:index] + shapes[index + 1 :], expected.shape, golden_label_ids())
+        assert np.count_nonzero(without != expected) > 0, f"shape {index} ({s.get('shape_type')}) leaves no mark"
+
+
+def test_every_shape_type_has_a_golden_mark_above_the_tolerance() -> None:
+    biggest: dict[str | None, int] = {}
+    for json_path in golden_cases():
+        expected = read_png(GOLDEN_EXPECTED / f"{json_path.stem}.png")
+        shapes = golden_record(json_path)["shapes"]
+        for index, s in enumerate(shapes):
+            without = shapes_to_mask(shapes[:index] + shapes[index + 1 :], expected.shape, golden_label_ids())
+            kind = s.get("shape_type")
+            biggest[kind] = max(biggest.get(kind, 0), int(np.count_nonzero(without != expected)))
+    assert set(biggest) == set(SHAPE_POINTS) | {None}
+    assert all(mark > 4 * GOLDEN_PIXEL_TOLERANCE for mark in biggest.values()), biggest
+
+
+def region_boundary(mask: np.ndarray) -> np.ndarray:
+    """True where a pixel has a 4-neighbour of another value (the image border is no boundary)."""
+    edge = np.zeros(mask.shape, bool)
+    edge[1:] |= mask[1:] != mask[:-1]
+    edge[:-1] |= mask[:-1] != mask[1:]
+    edge[:, 1:] |= mask[:, 1:] != mask[:, :-1]
+    edge[:, :-1] |= mask[:, :-1] != mask[:, 1:]
+    return edge
+
+
+def assert_matches_golden(mask: np.ndarray, expected: np.ndarray, name: str) -> None:
+    assert mask.shape == expected.shape, name
+    wrong = mask != expected
+    assert np.count_nonzero(wrong) <= GOLDEN_PIXEL_TOLERANCE, f"{name}: {np.count_nonzero(wrong)} pixels differ"
+    assert not (wrong & ~region_boundary(expected)).any(), f"{name}: a pixel inside a region differs"
 
 
 @pytest.mark.parametrize("json_path", golden_cases(), ids=lambda p: p.stem)
 def test_golden_masks(json_path: Path) -> None:
-    expected = read_png(GOLDEN / "expected" / "SegmentationClass" / f"{json_path.stem}.png")
+    expected = read_png(GOLDEN_EXPECTED / f"{json_path.stem}.png")
     image, record = load_labelme_json(json_path)
-    mask = shapes_to_mask(record["shapes"], (image.height, image.width), read_label_set(GOLDEN / "labels.txt").label_to_index())
-    assert mask.shape == expected.shape
-    assert np.count_nonzero(mask != expected) <= GOLDEN_PIXEL_TOLERANCE
-    assert len(np.unique(expected)) >= 2  # the golden file holds something to compare
+    assert record == golden_record(json_path)
+    mask = shapes_to_mask(record["shapes"], (image.height, image.width), golden_label_ids())
+    assert_matches_golden(mask, expected, json_path.stem)
 
 
 def test_golden_folder_export(tmp_path: Path) -> None:
     before = tree_digest(GOLDEN)
     out = tmp_path / "voc"
     report = export_labelme_folder(GOLDEN / "input", out, GOLDEN / "labels.txt", progress=False)
-    assert report.ok and sorted(report.exported) == [p.stem for p in golden_cases()]
+    assert report.ok and report.exported == [p.stem for p in golden_cases()] and report.stale == []
+    palette = [channel for colour in default_palette() for channel in colour]
     for json_path in golden_cases():
         written = out / "SegmentationClass" / f"{json_path.stem}.png"
-        expected = read_png(GOLDEN / "expected" / "SegmentationClass" / written.name)
         with PIL.Image.open(written) as png:
-            assert png.mode == "P"
+            assert png.mode == "P" and png.getpalette() == palette
             mask = np.asarray(png)
-        assert np.count_nonzero(mask != expected) <= GOLDEN_PIXEL_TOLERANCE
+        assert_matches_golden(mask, read_png(GOLDEN_EXPECTED / written.name), json_path.stem)
         with PIL.Image.open(out / "JPEGImages" / f"{json_path.stem}.jpg") as jpeg:
             assert jpeg.format == "JPEG" and jpeg.mode == "RGB" and jpeg.size == mask.shape[::-1]
+            assert jpeg.getexif().get(0x0112, 1) == 1  # upright as written: nothing turns it again
         with PIL.Image.open(out / "SegmentationClassVisualization" / f"{json_path.stem}.jpg") as viz:
-            assert viz.size == mask.shape[::-1]
+            assert viz.format == "JPEG" and viz.size == mask.shape[::-1]
+    # The rotated phone photo is written upright: its white top-left third (make_golden.photo) is
+    # the stored top-left, which EXIF orientation 6 turns to the top-right.
+    upright = np.asarray(PIL.Image.open(out / "JPEGImages" / "v4_exif_rotated.jpg")).astype(int)
+    assert upright.shape == (32, 20, 3)
+    assert upright[2, 17].min() > 200 and upright[2, 2].min() < 150
     assert (out / "class_names.txt").read_text() == "_background_\ncat\ndog"
-    assert tree_digest(GOLDEN) == before
+    assert tree_digest(GOLDEN) == before  # the input folder is only read
 
 
 # --------------------------------------------------------------------------- every labelme generation
@@ -412,7 +575,8 @@ def test_labelme_3_file_loads(tmp_path: Path) -> None:
     image = gradient(20, 14)
     record = {  # labelme 3.x: no shape_type, no imageHeight/imageWidth, colours, embedded PNG
         "flags": {},
-        "shapes": [{"label": "cat", "line_color": None, "fill_color": None, "points": [[2, 2], [10, 2], [10, 9], [2, 9]]}],
+        "shapes": [{"label": "cat", "line_color": None, "fill_color": None,
+                    "points": [[2, 2], [10, 2], [10, 9], [2, 9]]}],
         "lineColor": [0, 255, 0, 128],
         "fillColor": [255, 0, 0, 128],
         "imagePath": "gone.jpg",  # not there: the embedded photo is used
@@ -429,7 +593,7 @@ def test_labelme_3_file_loads(tmp_path: Path) -> None:
     np.testing.assert_array_equal(mask, expected)
 
 
-def test_labelme_4_file_reads_photo_from_image_path(tmp_path: Path) -> None:
+def test_labelme_4_file_reads_photo_from_windows_image_path(tmp_path: Path) -> None:
     (tmp_path / "photos").mkdir()
     image = gradient(18, 12)
     image.save(tmp_path / "photos" / "p.png")
@@ -439,6 +603,10 @@ def test_labelme_4_file_reads_photo_from_image_path(tmp_path: Path) -> None:
     (tmp_path / "p.json").write_text(json.dumps(record))
     loaded, _ = load_labelme_json(tmp_path / "p.json")
     np.testing.assert_array_equal(np.asarray(loaded), np.asarray(image))
+    (tmp_path / "photos" / "p.png").rename(tmp_path / "p.png")  # moved next to the JSON: a hint, no guess
+    with pytest.raises(FileNotFoundError) as info:
+        load_labelme_json(tmp_path / "p.json")
+    assert str(tmp_path / "photos" / "p.png") in str(info.value) and '"imagePath": "p.png"' in str(info.value)
 
 
 def test_labelme_5_file_with_embedded_jpeg(tmp_path: Path) -> None:
@@ -466,23 +634,29 @@ def test_labelme_6_mask_shape(tmp_path: Path) -> None:
 
 
 def test_odd_photo_modes_become_rgb(tmp_path: Path) -> None:
-    deep = PIL.Image.fromarray((np.arange(12 * 8, dtype=np.uint16).reshape(8, 12) * 600))
-    for name, photo in {"grey.png": gradient(12, 8).convert("L"), "rgba.png": gradient(12, 8).convert("RGBA"),
-                        "deep.png": deep}.items():
+    deep = PIL.Image.fromarray((np.arange(12 * 8, dtype=np.uint16).reshape(8, 12) * 600))  # 16-bit grey
+    palette = gradient(12, 8).convert("P", palette=PIL.Image.Palette.ADAPTIVE, colors=8)
+    palette.info["transparency"] = 0
+    photos = {"grey.png": gradient(12, 8).convert("L"), "rgba.png": gradient(12, 8).convert("RGBA"),
+              "deep.png": deep, "palette.png": palette, "cmyk.jpg": gradient(12, 8).convert("CMYK")}
+    for name, photo in photos.items():
         photo.save(tmp_path / name)
         (tmp_path / "a.json").write_text(json.dumps({"shapes": [], "imagePath": name, "imageData": None}))
         loaded, _ = load_labelme_json(tmp_path / "a.json")
         assert loaded.mode == "RGB" and loaded.size == (12, 8), name
-    assert np.asarray(loaded)[..., 0].min() == 0 and np.asarray(loaded)[..., 0].max() == 255  # 16 bit stretched
+        if name == "deep.png":  # 16 bits scaled to 8 (65535 -> 255), not clipped to white
+            expected = np.rint(np.arange(96).reshape(8, 12) * 600 / 257).astype(np.uint8)
+            np.testing.assert_array_equal(np.asarray(loaded)[..., 0], expected)
+        if name == "rgba.png":  # the colours under the alpha are kept
+            np.testing.assert_array_equal(np.asarray(loaded), np.asarray(gradient(12, 8)))
 
 
 # --------------------------------------------------------------------------- EXIF orientation
 
 
 def test_exif_orientation_turns_photo_upright_as_labelme(tmp_path: Path, labels_file: Path) -> None:
-    exif = PIL.Image.Exif()
-    exif[0x0112] = 6  # a phone held upright: stored landscape, shown rotated 90 degrees clockwise
-    quadrants(40, 24).save(tmp_path / "phone.jpg", quality=95, exif=exif.tobytes())
+    # a phone held upright: stored landscape, shown rotated 90 degrees clockwise
+    quadrants(40, 24).save(tmp_path / "phone.jpg", quality=95, exif=orientation_exif(6))
     shapes = [shape("cat", [[0, 0], [11, 39]], "rectangle")]  # the left half of the upright photo
     record = {"version": "5.5.0", "flags": {}, "shapes": shapes, "imagePath": "phone.jpg", "imageData": None,
               "imageHeight": 40, "imageWidth": 24}
@@ -509,13 +683,23 @@ def test_exif_orientation_turns_photo_upright_as_labelme(tmp_path: Path, labels_
 
 def test_embedded_photo_is_used_as_stored(tmp_path: Path) -> None:
     # labelme shows imageData as stored (it was turned upright when it was embedded), even with a tag
-    exif = PIL.Image.Exif()
-    exif[0x0112] = 6
-    data = encode(quadrants(40, 24), "JPEG", quality=95, exif=exif.tobytes())
+    data = encode(quadrants(40, 24), "JPEG", quality=95, exif=orientation_exif(6))
     record = {"shapes": [], "imagePath": "x.jpg", "imageData": b64(data), "imageHeight": 24, "imageWidth": 40}
     (tmp_path / "x.json").write_text(json.dumps(record))
     image, _ = load_labelme_json(tmp_path / "x.json")
     assert image.size == (40, 24)
+    assert np.abs(np.asarray(image).astype(int)[5, 5] - (255, 0, 0)).max() < 40  # red still top-left
+
+
+def test_rotated_photo_reports_swapped_sides(tmp_path: Path) -> None:
+    # The photo was turned (here: its EXIF tag) after labelling: the JSON's size is the other way round.
+    quadrants(40, 24).save(tmp_path / "p.jpg", quality=95, exif=orientation_exif(6))
+    record = {"shapes": [], "imagePath": "p.jpg", "imageData": None, "imageHeight": 24, "imageWidth": 40}
+    (tmp_path / "p.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError) as info:
+        load_labelme_json(tmp_path / "p.json")
+    message = str(info.value)
+    assert str(tmp_path / "p.json") in message and "24x40" in message and "sides are swapped" in message
 
 
 # --------------------------------------------------------------------------- the folder export
@@ -530,27 +714,49 @@ def test_export_layout_and_jpeg_handling(tmp_path: Path, labels_file: Path) -> N
               "imageHeight": 16, "imageWidth": 24}
     (src / "a.json").write_text(json.dumps(record))
     write_labelme(src, "b", [shape("cat", [[1, 1], [6, 6]], "rectangle")])  # photo is a PNG
+    grey_jpeg = encode(gradient(24, 16).convert("L"), "JPEG", quality=90)  # a JPEG, but not RGB: re-encoded
+    (src / "c.jpg").write_bytes(grey_jpeg)
+    (src / "c.JSON").write_text(json.dumps({**record, "imagePath": "c.jpg"}))  # upper-case suffix counts
     out = tmp_path / "new" / "voc"  # parents are created
 
     report = export_labelme_folder(src, out, labels_file, progress=False)
 
     assert isinstance(report, ExportReport) and report.ok
-    assert report.exported == ["a", "b"] and report.failures == [] and report.stale == []
-    assert (out / "class_names.txt").read_text() == "_background_\ncat"
+    assert report.exported == ["a", "b", "c"] and report.failures == [] and report.stale == []
+    assert report.class_names == ["_background_", "cat"] and report.output_dir == out
+    assert (out / "class_names.txt").read_text() == "_background_\ncat"  # as labelme2voc: no __ignore__
     assert (out / "JPEGImages" / "a.jpg").read_bytes() == plain_jpeg  # a plain JPEG is copied as is
-    with PIL.Image.open(out / "JPEGImages" / "b.jpg") as jpeg:
-        assert jpeg.format == "JPEG" and jpeg.mode == "RGB"
+    for stem in ("b", "c"):
+        with PIL.Image.open(out / "JPEGImages" / f"{stem}.jpg") as jpeg:
+            assert jpeg.format == "JPEG" and jpeg.mode == "RGB"
     with PIL.Image.open(out / "SegmentationClass" / "b.png") as png:
         assert png.mode == "P"
-        assert png.getpalette()[:6] == [0, 0, 0, *default_palette()[1]]
+        assert png.getpalette()[:9] == [0, 0, 0, *default_palette()[1], *default_palette()[2]]
         expected = np.zeros((16, 24), np.uint8)
         expected[1:7, 1:7] = 1
         np.testing.assert_array_equal(np.asarray(png), expected)
-    assert sorted(p.name for p in out.rglob("*")) == sorted(
-        ["JPEGImages", "SegmentationClass", "SegmentationClassVisualization", "class_names.txt",
-         "a.jpg", "b.jpg", "a.png", "b.png", "a.jpg", "b.jpg"]
+    np.testing.assert_array_equal(read_png(out / "SegmentationClass" / "a.png"),
+                                  shapes_to_mask(record["shapes"], (16, 24), CAT_IDS))
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == sorted(
+        ["JPEGImages", "SegmentationClass", "SegmentationClassVisualization", "class_names.txt"]
+        + [f"{d}/{s}.{e}" for s in "abc" for d, e in
+           [("JPEGImages", "jpg"), ("SegmentationClass", "png"), ("SegmentationClassVisualization", "jpg")]]
     )  # nothing else, no temporary files
-    assert "Exported 2 of 2" in report.summary()
+    assert report.summary().startswith(f"Exported 3 of 3 labelme files from {src} to {out}")
+    assert str(report) == report.summary() and "failed" not in report.summary()
+
+
+def test_visualisation_tints_classes_over_a_grey_photo(tmp_path: Path, labels_file: Path) -> None:
+    photo = PIL.Image.new("RGB", (48, 32), (200, 100, 50))
+    shapes = [shape("cat", [[0, 0], [15, 31]], "rectangle"), shape("__ignore__", [[32, 0], [47, 31]], "rectangle")]
+    write_labelme(tmp_path, "v", shapes, photo)
+    export_labelme_folder(tmp_path, tmp_path / "voc", labels_file, progress=False)
+    viz = np.asarray(PIL.Image.open(tmp_path / "voc" / "SegmentationClassVisualization" / "v.jpg")).astype(int)
+    grey = int(np.asarray(photo.convert("L"))[0, 0])
+    cat = np.array([grey // 2, (grey + default_palette()[1][1]) // 2, grey // 2])  # half grey, half green
+    assert np.abs(viz[16, 8] - cat).max() <= 6  # the cat, tinted
+    assert np.abs(viz[16, 24] - grey).max() <= 6  # background: the grey photo
+    assert np.abs(viz[16, 40] - grey).max() <= 6  # ignored: the grey photo too
 
 
 def test_bad_inputs_are_reported_and_the_rest_exported(tmp_path: Path, labels_file: Path) -> None:
@@ -558,11 +764,14 @@ def test_bad_inputs_are_reported_and_the_rest_exported(tmp_path: Path, labels_fi
     src.mkdir()
     write_labelme(src, "good", [shape("cat", [[1, 1], [9, 1], [5, 8]])])
     (src / "broken.json").write_text('{"shapes": [{"label": "cat", "points": [[1, 2], [3')
+    (src / "not_labelme.json").write_text('{"name": "a settings file"}')
     write_labelme(src, "unknown_label", [shape("cta", [[1, 1], [9, 1], [5, 8]])])
-    missing = write_labelme(src, "missing_photo", [], image_name="missing_photo.png")
+    write_labelme(src, "missing_photo", [], image_name="missing_photo.png")
     (src / "missing_photo.png").unlink()
     write_labelme(src, "unreadable_photo", [], image_name="unreadable_photo.jpg")
     (src / "unreadable_photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is no JPEG")
+    damaged = json.loads(write_labelme(src, "damaged_data", [], embed=True).read_text())
+    (src / "damaged_data.json").write_text(json.dumps({**damaged, "imageData": "@@not base64@@"}))
     write_labelme(src, "wrong_size", [], size=(10, 12))
     write_labelme(src, "few_points", [shape("cat", [[1, 1], [9, 1]])])
     (src / "notes.txt").write_text("not a labelme file")
@@ -571,26 +780,31 @@ def test_bad_inputs_are_reported_and_the_rest_exported(tmp_path: Path, labels_fi
     report = export_labelme_folder(src, tmp_path / "voc", labels_file, progress=False)
 
     assert report.exported == ["good"] and not report.ok
-    messages = {failure.path.stem: failure.message for failure in report.failures}
-    assert set(messages) == {"broken", "unknown_label", "missing_photo", "unreadable_photo", "wrong_size", "few_points"}
-    for stem, message in messages.items():
-        assert str(src / f"{stem}.json") in message, message
+    assert all(isinstance(f, tuple) and len(f) == 2 and isinstance(f[0], Path) for f in report.failures)
+    messages = {path.stem: message for path, message in report.failures}
+    assert set(messages) == {"broken", "not_labelme", "unknown_label", "missing_photo", "unreadable_photo",
+                             "damaged_data", "wrong_size", "few_points"}
+    for path, message in report.failures:
+        assert path == src / f"{path.stem}.json"
+        assert str(path) in message, message  # every message names its file
     assert "not valid JSON" in messages["broken"] and "label the photo again" in messages["broken"]
-    assert "'cta'" in messages["unknown_label"] and "Allowed labels: '_background_', 'cat'" in messages["unknown_label"]
-    assert "labels.txt" in messages["unknown_label"]
+    assert 'not a labelme file (no "shapes" list)' in messages["not_labelme"]
+    assert "'cta' is not in labels.txt" in messages["unknown_label"]
+    assert "Allowed: _background_, cat, __ignore__" in messages["unknown_label"]
     assert "was not found" in messages["missing_photo"] and "imagePath" in messages["missing_photo"]
     assert "cannot be read as an image" in messages["unreadable_photo"] and "Replace it" in messages["unreadable_photo"]
+    assert "imageData" in messages["damaged_data"] and "damaged" in messages["damaged_data"]
     assert "24x16" in messages["wrong_size"] and "imageWidth=12, imageHeight=10" in messages["wrong_size"]
     assert "Put back the photo" in messages["wrong_size"]
     assert "shape 0" in messages["few_points"] and "needs at least 3" in messages["few_points"]
-    assert "redraw" in messages["few_points"]
+    assert "Redraw or delete it in labelme" in messages["few_points"]
 
     summary = report.summary()
-    assert "Exported 1 of 7" in summary and "6 files failed" in summary
-    assert all(failure.message in summary for failure in report.failures)
-    assert sorted(p.name for p in (tmp_path / "voc" / "SegmentationClass").iterdir()) == ["good.png"]
+    assert "Exported 1 of 9" in summary and "8 failed:" in summary and "Fix them and export again" in summary
+    assert all(message in summary for _, message in report.failures)
+    for folder in ("JPEGImages", "SegmentationClass", "SegmentationClassVisualization"):
+        assert [p.stem for p in (tmp_path / "voc" / folder).iterdir()] == ["good"]  # no partial output
     assert tree_digest(src) == before  # the input folder is only read
-    assert missing.exists()
 
 
 def test_missing_photo_hint_names_a_photo_next_to_the_json(tmp_path: Path) -> None:
@@ -599,9 +813,18 @@ def test_missing_photo_hint_names_a_photo_next_to_the_json(tmp_path: Path) -> No
     with pytest.raises(FileNotFoundError) as info:
         load_labelme_json(path)
     assert str(path) in str(info.value) and '"imagePath": "cat1.jpg"' in str(info.value)
+    (tmp_path / "cat1.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match="Put the photo next to the JSON under that name"):
+        load_labelme_json(path)
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "imagePath": None}))
+    with pytest.raises(ValueError, match='names no photo .*set "imagePath"'):
+        load_labelme_json(path)
+    with pytest.raises(FileNotFoundError, match="labelme file not found"):
+        load_labelme_json(tmp_path / "nope.json")
 
 
-def test_non_empty_output_refused_unless_overwrite(tmp_path: Path, labels_file: Path) -> None:
+def test_non_empty_output_refused_unless_overwrite_and_stale_files_reported(tmp_path: Path, labels_file: Path) -> None:
     src = tmp_path / "labelled"
     src.mkdir()
     write_labelme(src, "a", [shape("cat", [[1, 1], [6, 6]], "rectangle")])
@@ -611,32 +834,52 @@ def test_non_empty_output_refused_unless_overwrite(tmp_path: Path, labels_file: 
     (out / "JPEGImages" / "old.jpg").write_bytes(b"an earlier export")
     (out / "SegmentationClass").mkdir()
     (out / "SegmentationClass" / "a.png").write_bytes(b"stale mask")
+    before = tree_digest(out)
 
     with pytest.raises(FileExistsError) as info:
         export_labelme_folder(src, out, labels_file, progress=False)
-    assert str(out) in str(info.value) and "overwrite" in str(info.value)
-    assert (out / "SegmentationClass" / "a.png").read_bytes() == b"stale mask"
+    assert str(out) in str(info.value) and "overwrite=True" in str(info.value)
+    assert tree_digest(out) == before  # nothing written before the refusal
 
     report = export_labelme_folder(src, out, labels_file, overwrite=True, progress=False)
-    assert report.exported == ["a"]
+    assert report.exported == ["a"] and report.ok
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "JPEGImages" / "old.jpg").read_bytes() == b"an earlier export"
     assert read_png(out / "SegmentationClass" / "a.png")[3, 3] == 1  # replaced
-    assert report.stale == [out / "JPEGImages" / "old.jpg"]
+    assert report.stale == [out / "JPEGImages" / "old.jpg"]  # notes.txt is not in a dataset folder
     assert "JPEGImages/old.jpg" in report.summary() and "left alone" in report.summary()
 
+    # A photo deleted from the labelled folder: its three outputs of the last export are stale.
+    for i in range(6):
+        write_labelme(src, f"p{i}", [shape("cat", [[1, 1], [6, 6]], "rectangle")], embed=True)
+    export_labelme_folder(src, out, labels_file, overwrite=True, progress=False)
+    for i in range(6):
+        (src / f"p{i}.json").unlink()
+    report = export_labelme_folder(src, out, labels_file, overwrite=True, progress=False)
+    assert report.ok and report.exported == ["a"]
+    assert len(report.stale) == 1 + 6 * 3
+    assert out / "SegmentationClassVisualization" / "p5.jpg" in report.stale
+    assert "19 older file(s)" in report.summary() and " ..." in report.summary()  # the first five shown
 
-def test_output_inside_input(tmp_path: Path, labels_file: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(FileExistsError, match="is a file, not a folder"):
+        export_labelme_folder(src, tmp_path / "file", labels_file, overwrite=True, progress=False)
+
+
+def test_output_inside_input_is_fine_but_not_the_other_way(tmp_path: Path, labels_file: Path) -> None:
     write_labelme(tmp_path, "a", [shape("cat", [[1, 1], [6, 6]], "rectangle")])
     out = tmp_path / "voc"
     first = export_labelme_folder(tmp_path, out, labels_file, progress=False)
+    (out / "stray.json").write_text("{}")  # subfolders of the input are not searched
     second = export_labelme_folder(tmp_path, out, labels_file, overwrite=True, progress=False)
     assert first.exported == second.exported == ["a"] and second.ok and second.stale == []
-    assert find_labelme_files(tmp_path) == [tmp_path / "a.json"]
-    with pytest.raises(ValueError, match="is \\(or contains\\) the input folder"):
-        export_labelme_folder(tmp_path, tmp_path, labels_file, overwrite=True, progress=False)
-    with pytest.raises(ValueError, match="is \\(or contains\\) the input folder"):
-        export_labelme_folder(tmp_path, tmp_path.parent, labels_file, overwrite=True, progress=False)
+    before = tree_digest(tmp_path)
+    for target in (tmp_path, tmp_path.parent, tmp_path / "." / ".." / tmp_path.name):
+        with pytest.raises(ValueError) as info:
+            export_labelme_folder(tmp_path, target, labels_file, overwrite=True, progress=False)
+        assert "is (or holds) the input folder" in str(info.value)
+        assert str(tmp_path.parent / f"{tmp_path.name}-voc") in str(info.value)  # a folder to use instead
+    assert tree_digest(tmp_path) == before
 
 
 def test_whole_run_problems_raise(tmp_path: Path, labels_file: Path) -> None:
@@ -647,36 +890,21 @@ def test_whole_run_problems_raise(tmp_path: Path, labels_file: Path) -> None:
         export_labelme_folder(empty, tmp_path / "voc", labels_file, progress=False)
     with pytest.raises(FileNotFoundError, match="input folder not found"):
         export_labelme_folder(tmp_path / "nope", tmp_path / "voc", labels_file, progress=False)
+    write_labelme(empty, "a", [])
+    with pytest.raises(FileNotFoundError, match="labels file not found"):
+        export_labelme_folder(empty, tmp_path / "voc", tmp_path / "no_labels.txt", progress=False)
     assert not (tmp_path / "voc").exists()
 
 
 def test_progress_bar_only_for_more_than_a_handful(tmp_path: Path, labels_file: Path, capsys) -> None:
     src = tmp_path / "labelled"
     src.mkdir()
-    for i in range(6):
+    for i in range(5):
         write_labelme(src, f"p{i}", [shape("cat", [[1, 1], [6, 6]], "rectangle")], embed=True)
+    export_labelme_folder(src, tmp_path / "five", labels_file, progress=True)
+    assert capsys.readouterr().err == ""
+    write_labelme(src, "p5", [shape("cat", [[1, 1], [6, 6]], "rectangle")], embed=True)
     export_labelme_folder(src, tmp_path / "quiet", labels_file, progress=False)
     assert capsys.readouterr().err == ""
     export_labelme_folder(src, tmp_path / "loud", labels_file, progress=True)
     assert "6/6" in capsys.readouterr().err
-
-
-def test_save_palette_mask_and_atomic_write(tmp_path: Path, monkeypatch) -> None:
-    mask = np.array([[0, 1, 2], [255, 1, 0]], dtype=np.uint8)
-    path = tmp_path / "m.png"
-    save_palette_mask(mask, path)
-    with PIL.Image.open(path) as png:
-        assert png.mode == "P"
-        np.testing.assert_array_equal(np.asarray(png), mask)
-        assert png.getpalette()[255 * 3 : 256 * 3] == list(default_palette()[255])
-    with pytest.raises(ValueError, match="0..255"):
-        save_palette_mask(np.array([[0, 300]]), tmp_path / "bad.png")
-
-    def crash(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(export.os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
-        save_palette_mask(np.zeros((2, 3), np.uint8), path)
-    np.testing.assert_array_equal(read_png(path), mask)  # the old file is intact
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.png"]  # and no temporary file is left

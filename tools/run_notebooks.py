@@ -1,35 +1,24 @@
 """Re-run lesson notebooks top to bottom and save them with their outputs (for instructors).
 
-    python tools/run_notebooks.py                  # every notebooks/*.ipynb
+    python tools/run_notebooks.py                       # every notebooks/*.ipynb
     python tools/run_notebooks.py notebooks/03_unet.ipynb
 
-Each notebook runs in a fresh kernel from the notebooks/ folder, exactly as a learner's
-"Restart kernel and run all cells" would. The time each one took is printed, because every
-lesson must run in about two minutes on a 2-core CPU. Commit the notebooks afterwards: the
-saved outputs are what a reader on GitHub sees, and what nbval compares against.
+Each notebook runs in a fresh kernel from its own folder, as a learner's "Restart kernel and run
+all cells" would, and the time it took is printed: every lesson must run in about two minutes
+on a CPU. Widgets are saved frozen (segkit_course.notebooks.freeze_widgets), so a notebook reads
+well before it is run. Commit the notebooks afterwards: the saved outputs are what a reader on
+GitHub sees, and what nbval compares against.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-
-def run_notebook(path: Path, timeout: int = 600) -> float:
-    notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
-    started = time.perf_counter()
-    client.execute()
-    seconds = time.perf_counter() - started
-    nbformat.write(notebook, path)
-    return seconds
+from segkit_course.notebooks import run_notebook  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
