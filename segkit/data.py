@@ -199,7 +199,8 @@ def read_class_names(root: str | Path) -> list[str] | None:
     path = Path(root) / "class_names.txt"
     if not path.is_file():
         return None
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [name for name in names if name != "__ignore__"]  # a labels.txt copied here: ignore is 255, not a line
 
 
 class SegmentationFolder(Dataset):

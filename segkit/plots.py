@@ -48,8 +48,10 @@ def _mask(mask) -> np.ndarray:
     return (mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)).astype(np.uint8)
 
 
-def _legend(fig: Figure, masks: Sequence[np.ndarray], class_names: Sequence[str] | None) -> None:
-    present = sorted(set().union(*(np.unique(m).tolist() for m in masks)) - {0})
+def _legend(fig: Figure, masks: Sequence[np.ndarray], class_names: Sequence[str] | None,
+            ignore_shown: bool = True) -> None:
+    """A legend of the classes in `masks`; ignore (255) only where it is drawn (blend_overlay leaves it untinted)."""
+    present = sorted(set().union(*(np.unique(m).tolist() for m in masks)) - {0} - (set() if ignore_shown else {IGNORE_INDEX}))
     if class_names and present:
         palette = default_palette()
         handles = [Patch(color=np.array(palette[c]) / 255, label="ignore" if c == IGNORE_INDEX else
@@ -74,7 +76,7 @@ def show_samples(dataset, indices: Sequence[int] | None = None, cols: int = 4, a
         masks.append(_mask(mask))
         ax.imshow(blend_overlay(_rgb(image), masks[-1], alpha))
         ax.set_title(dataset.stems[index] if hasattr(dataset, "stems") else f"#{index}", fontsize=9)
-    _legend(fig, masks, getattr(dataset, "class_names", None))
+    _legend(fig, masks, getattr(dataset, "class_names", None), ignore_shown=False)
     return fig
 
 

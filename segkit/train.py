@@ -56,7 +56,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive int, got {getattr(self, name)!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+        if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ValueError(f"TrainConfig.lr must be a number > 0, got {self.lr!r}")
         if self.max_time is not None and not self.max_time > 0:
             raise ValueError(f"TrainConfig.max_time must be None or seconds > 0, got {self.max_time!r}")
@@ -168,7 +168,8 @@ def evaluate(model: nn.Module, dataset: SegmentationFolder, threshold: float = 0
 
 def resume_training(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer,
                     schedule: WarmupCosine) -> tuple[int, list[dict]]:
-    """Restore model, optimizer and schedule from a last.pt; returns (epochs done, history so far)."""
+    """Restore model, optimizer and schedule from a last.pt (or a run folder's); returns (epochs done, history so far)."""
+    path = Path(path) / "last.pt" if Path(path).is_dir() else path
     checkpoint = read_checkpoint(path)
     if checkpoint["model_config"] != model.config:
         raise ValueError(f"{path} holds UNet(**{checkpoint['model_config']}), this model is UNet(**{model.config}).")

@@ -35,7 +35,10 @@ class JointTransforms:
         return image, mask.as_subclass(torch.Tensor)
 
     def __repr__(self) -> str:
-        return f"JointTransforms(geometric={self.geometric}, color={self.color})"
+        def steps(compose):
+            return [repr(t) for t in getattr(compose, "transforms", [])] or ["nothing"]
+        return ("JointTransforms\n  photo and mask: " + "\n                  ".join(steps(self.geometric))
+                + "\n  photo only:     " + "\n                  ".join(steps(self.color)))
 
 
 def train_transforms(hflip: float = 0.5, scale: tuple[float, float] | None = (0.35, 1.0), degrees: float = 10,
@@ -74,3 +77,6 @@ class RandomZoom(v2.RandomResizedCrop):
 
     def transform(self, inpt, params: dict):
         return v2.functional.resized_crop(inpt, **params, interpolation=self.interpolation, antialias=True)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, ratio=(3/4, 4/3), back to the input's size"

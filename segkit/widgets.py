@@ -7,6 +7,7 @@ slider move only thresholds them and redraws one small PNG, so it stays instant 
 
 from __future__ import annotations
 
+import base64
 import io
 
 import ipywidgets as widgets
@@ -73,6 +74,12 @@ class ThresholdExplorer(widgets.HBox):
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG")
         self.image.value = buffer.getvalue()
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        # A saved notebook cannot show a live widget: the picture and the sentence stand in for it.
+        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle["image/png"] = base64.b64encode(self.image.value).decode("ascii")
+        return bundle
 
     def __repr__(self) -> str:  # what a notebook shows where the widget cannot run (saved, not executed)
         iou = f", IoU {self.iou:.3f}" if self.iou is not None else ""
