@@ -13,12 +13,13 @@ Three parts, all on the CPU, all in one process so that the ratios compare like 
 2. Hardware utilisation: FLOPs of one training step (torch.utils.flop_counter) divided by its
    time, as a fraction of what this CPU reaches on one large convolution (3x3, 256 -> 256
    channels, 64x64, batch 8) in fp32 and in bf16.
-3. Whole program, same photos: a faithful re-creation of the source lesson's training script
-   (BatchNorm2d and ReLU created inside forward, Adam, soft Dice on sigmoid, a Dataset that
-   opens and resizes every photo with PIL on every access, torch.save(model) every epoch)
-   against what `segkit train` runs (SegmentationFolder with cache and augmentation, fit with
-   its defaults, last.pt/best.pt/history.json each epoch), twice: with its default 20% held
-   out and validated each epoch, and with --val-fraction 0, which does the lesson's job exactly
+3. Whole program, same photos (the bundled real cats, data/cats/train): the source lesson's
+   training script re-created in lesson_script.py (BatchNorm2d and ReLU created inside forward,
+   Adam, soft Dice on sigmoid, a Dataset that opens and resizes every photo with PIL on every
+   access, torch.save(model) every epoch) against what `segkit train --image-size 256
+   --base-features 32` runs (SegmentationFolder with cache and augmentation, fit,
+   last.pt/best.pt/history.json each epoch), twice: with its default 10% held out and
+   validated each epoch, and with --val-fraction 0, which does the lesson's job exactly
    (every photo, no validation). Each runs in a fresh Python process, timed from start to exit
    (imports, warm-up, data loading, validation and saving included); reported as training
    images per second, and for the same job as the ratio of wall times.
@@ -26,8 +27,8 @@ Three parts, all on the CPU, all in one process so that the ratios compare like 
 On a shared machine use --threads 1: a process whose 2 OpenMP threads compete with other
 programs for 2 cores spends much of its time waiting for a descheduled thread.
 
-4. (--recipe DATA, separate) the sweep behind TrainConfig's defaults: held-out IoU after a
-   fixed number of training images for several learning rates, batch sizes and schedules.
+Held-out IoU after a fixed time, which is what a learner cares about, is measured by
+time_to_iou.py.
 
 Not part of the test run. Figures and the command go into benchmarks/README.md.
 """
@@ -48,16 +49,21 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from segkit.data import SegmentationFolder, split_folder, train_transforms  # noqa: E402
+from lesson_script import LessonDataset, LessonUNet, lesson_dice_loss  # noqa: E402
+
+from segkit.data import SegmentationFolder, split_folder  # noqa: E402
+from segkit.datasets import bundled  # noqa: E402
+from segkit.device import choose_precision, cpu_has_native_bf16  # noqa: E402
 from segkit.losses import default_loss  # noqa: E402
 from segkit.model import UNet  # noqa: E402
-from segkit.train import (TrainConfig, choose_precision, cpu_has_native_bf16, fit, make_optimizer,  # noqa: E402
-                          seed_everything)
+from segkit.train import TrainConfig, fit, make_optimizer, seed_everything  # noqa: E402
+from segkit.transforms import train_transforms  # noqa: E402
 
 VARIANTS = {  # name: (autocast dtype, channels_last)
     "fp32": (None, False),
@@ -89,7 +95,7 @@ def make_step(dtype: torch.dtype | None, channels_last: bool, batch: int, size: 
     if train:
         model.train()
         loss_fn = default_loss(1)
-        optimizer = (make_optimizer(model, 1e-3, 1e-2, torch.device("cpu")) if fit_optimizer
+        optimizer = (make_optimizer(model, 1e-3, torch.device("cpu")) if fit_optimizer
                      else torch.optim.AdamW(parameters, lr=1e-3))
 
         def step() -> None:
@@ -184,7 +190,8 @@ def train_step_flops(batch: int, size: int) -> int:
 # ------------------------------------------------------------------------------ 3. whole program
 
 def make_photos(root: Path, n: int, width: int = 400, height: int = 300, seed: int = 0) -> Path:
-    """N JPEG 'photos' (textured background, 1-2 blobs) and palette PNG masks, VOC layout."""
+    """N JPEG pictures (textured background, 1-2 blobs) and palette PNG masks, VOC layout: tiny data for
+    tests/test_benchmarks.py, which checks the harness runs (not its timings, not any IoU)."""
     rng = np.random.default_rng(seed)
     (root / "JPEGImages").mkdir(parents=True)
     (root / "SegmentationClassPNG").mkdir()
@@ -204,67 +211,6 @@ def make_photos(root: Path, n: int, width: int = 400, height: int = 300, seed: i
         photo.filter(ImageFilter.GaussianBlur(1)).save(root / "JPEGImages" / f"img_{i:03d}.jpg", quality=90)
         mask.save(root / "SegmentationClassPNG" / f"img_{i:03d}.png")
     return root
-
-
-class LessonDataset(Dataset):
-    """The lesson's Dataset: open, convert, resize with PIL on every access; mask gets a channel axis."""
-
-    def __init__(self, root: Path) -> None:
-        self.images = sorted((root / "JPEGImages").glob("*.jpg"))
-        self.masks = [root / "SegmentationClassPNG" / (p.stem + ".png") for p in self.images]
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int):
-        image = Image.open(self.images[index]).convert("RGB").resize((256, 256))
-        mask = Image.open(self.masks[index]).resize((256, 256))
-        image = np.array(image) / 255.0
-        image = torch.tensor(image.transpose(2, 0, 1), dtype=torch.float32)
-        mask = torch.tensor(np.array(mask), dtype=torch.float32).unsqueeze(0)
-        return image, mask
-
-
-class LessonUNet(nn.Module):
-    """The lesson's UNet: convs are layers, but BatchNorm2d and ReLU are made inside forward()
-    (so BN is fresh every call: untrained, batch statistics only, never on the GPU)."""
-
-    def __init__(self, in_channels: int = 3, out_channels: int = 1) -> None:
-        super().__init__()
-        widths = [32, 64, 128, 256, 512]
-
-        def double(cin: int, cout: int) -> nn.ModuleList:
-            return nn.ModuleList([nn.Conv2d(cin, cout, 3, padding="same"), nn.Conv2d(cout, cout, 3, padding="same")])
-
-        self.encoder = nn.ModuleList([double(in_channels, 32)] + [double(widths[i], widths[i + 1]) for i in range(4)])
-        self.ups = nn.ModuleList([nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(4))])
-        self.decoder = nn.ModuleList([double(widths[i + 1], widths[i]) for i in reversed(range(4))])
-        self.out = nn.Conv2d(32, out_channels, 1)
-
-    @staticmethod
-    def block(x: torch.Tensor, convs: nn.ModuleList) -> torch.Tensor:
-        for conv in convs:
-            x = conv(x)
-            x = nn.BatchNorm2d(x.shape[1])(x)  # the lesson's bug, kept on purpose
-            x = nn.ReLU()(x)
-        return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for i, convs in enumerate(self.encoder):
-            x = self.block(x, convs)
-            if i < 4:
-                skips.append(x)
-                x = F.max_pool2d(x, 2)
-        for up, convs in zip(self.ups, self.decoder):
-            x = torch.cat([skips.pop(), up(x)], dim=1)
-            x = self.block(x, convs)
-        return torch.sigmoid(self.out(x))
-
-
-def lesson_dice_loss(probs: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    intersection = (probs * target).sum()
-    return 1 - (2 * intersection + smooth) / (probs.sum() + target.sum() + smooth)
 
 
 def lesson_program(root: Path, epochs: int, out: Path) -> dict:
@@ -290,30 +236,25 @@ def lesson_program(root: Path, epochs: int, out: Path) -> dict:
     return {"images": images_seen, "last_epoch_rate": rate}
 
 
-def segkit_program(root: Path, epochs: int, out: Path, val_fraction: float = 0.2) -> dict:
-    """What `segkit train ROOT --out OUT --epochs E [--val-fraction F]` runs (segkit/cli.py
-    cmd_train): a held-out fraction for validation (default 20%; 0 = train on every photo, as
-    the lesson does, and validate nothing), augmentation, cached dataset, fit's defaults,
-    checkpoints every epoch."""
+def segkit_program(root: Path, epochs: int, out: Path, val_fraction: float = 0.1) -> dict:
+    """What `segkit train ROOT --out OUT --epochs E --image-size 256 [--val-fraction F]` runs (segkit/cli.py
+    cmd_train): a held-out fraction for validation (default 10%; 0 = train on every photo, as the lesson
+    does, and validate nothing), augmentation, cached dataset, fit's defaults, checkpoints every epoch."""
     seed_everything(0)
-    if val_fraction:
-        train_ds, val_ds = split_folder(root, val_fraction=val_fraction, seed=0,
-                                        train_transforms=train_transforms(), image_size=256, cache=True)
-    else:
-        train_ds, val_ds = SegmentationFolder(root, image_size=256, transforms=train_transforms(), cache=True), None
-    model = UNet(num_classes=1)
-    history = fit(model, train_ds, val_ds, TrainConfig(epochs=epochs, progress=False), out_dir=out,
-                  class_names=train_ds.class_names)
+    train_ds, val_ds = split_folder(root, val_fraction, 0, train_transforms(), image_size=256)
+    model = UNet(num_classes=1, base_features=32)
+    history = fit(model, train_ds, val_ds, TrainConfig(epochs=epochs, progress=False), out_dir=out)
     for row in history:
-        print(f"  segkit epoch {row['epoch']}: loss {row['train_loss']:.4f}, val mIoU {row['val_miou']}, "
+        print(f"  segkit epoch {row['epoch']}: loss {row['train_loss']:.4f}, val IoU {row['val_foreground_iou']}, "
               f"training phase {row['images_per_second']:.2f} img/s", file=sys.stderr)
-    steps = len(train_ds) // 4 if len(train_ds) > 4 else 1  # fit drops a last, partial batch
-    return {"images": epochs * steps * min(4, len(train_ds)), "last_epoch_rate": history[-1]["images_per_second"]}
+    batch = TrainConfig.batch_size
+    steps = len(train_ds) // batch if len(train_ds) > batch else 1  # fit drops a last, partial batch
+    return {"images": epochs * steps * min(batch, len(train_ds)), "last_epoch_rate": history[-1]["images_per_second"]}
 
 
 PROGRAMS = {  # part 3's programs, by name
     "lesson": lesson_program,
-    "segkit": segkit_program,  # segkit train's defaults: 20% held out and validated each epoch
+    "segkit": segkit_program,  # segkit train's defaults: 10% held out and validated each epoch
     "segkit-all": lambda root, epochs, out: segkit_program(root, epochs, out, val_fraction=0.0),  # the lesson's job
 }
 
@@ -328,42 +269,6 @@ def time_program(name: str, root: Path, epochs: int, out: Path, threads: int | N
     return time.perf_counter() - started, json.loads(result.stdout.strip().splitlines()[-1])
 
 
-# ------------------------------------------------------------------------------ 4. recipe (optional)
-
-RECIPE_GRID = [  # (lr, batch size, schedule, seed)
-    *[(lr, 4, "cosine", seed) for lr in (5e-4, 1e-3, 2e-3, 3e-3) for seed in (0, 1, 2)],
-    *[(1e-3, 8, "cosine", seed) for seed in (0, 1, 2)],
-    *[(1e-3, 4, "constant", seed) for seed in (0, 1, 2)],
-]
-
-
-def recipe_sweep(data: Path, image_size: int, epochs: int) -> None:
-    """Held-out foreground IoU after a fixed number of training images, for a grid of recipes.
-
-    data: a folder with train/ and test/ in VOC layout (e.g. RUN/data from `segkit demo`).
-    A fixed image count rather than a fixed time keeps the comparison fair on a busy machine.
-    """
-    import segkit.train as train_module
-    from segkit.train import evaluate
-
-    train_ds = SegmentationFolder(data / "train", image_size=image_size, transforms=train_transforms(), cache=True)
-    test_ds = SegmentationFolder(data / "test", image_size=image_size, cache=True)
-    cosine = train_module.lr_factor
-    print(f"\nRecipe sweep: {len(train_ds)} training / {len(test_ds)} test photos at {image_size}px, "
-          f"{epochs} epochs ({epochs * len(train_ds)} training images), test foreground IoU:")
-    for lr, batch_size, schedule, seed in RECIPE_GRID:
-        train_module.lr_factor = cosine if schedule == "cosine" else (lambda progress, warmup=0.0, final=0.0: 1.0)
-        try:
-            seed_everything(seed)
-            model = UNet()
-            fit(model, train_ds, None, TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                                                   progress=False))
-        finally:
-            train_module.lr_factor = cosine
-        miou = evaluate(model, test_ds)["miou"]
-        print(f"  lr {lr:g}  batch {batch_size}  {schedule:<8}  seed {seed}:  IoU {miou:.3f}", flush=True)
-
-
 # ------------------------------------------------------------------------------ main
 
 def main() -> None:
@@ -373,15 +278,11 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice, one per core)")
-    parser.add_argument("--photos", type=int, default=None, help="photos for part 3 (default 24, --quick 12)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs for part 3 (default 4, --quick 2)")
     parser.add_argument("--repeats", type=int, default=1, help="part 3: run both programs this many times, alternating; best of each")
-    parser.add_argument("--data", default=None, help="a VOC folder for part 3 instead of generated photos")
+    parser.add_argument("--data", default=None, help="a VOC folder for part 3 (default: the bundled real cats, "
+                        "data/cats/train)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["steps", "flops", "program"])
-    parser.add_argument("--recipe", metavar="DATA", default=None,
-                        help="only run the recipe sweep on DATA/train and DATA/test (VOC layout); ~25 min")
-    parser.add_argument("--recipe-size", type=int, default=128, help="image size of the recipe sweep (the demo's)")
-    parser.add_argument("--recipe-epochs", type=int, default=8)
     parser.add_argument("--run-program", choices=list(PROGRAMS), help=argparse.SUPPRESS)  # internal
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -391,11 +292,7 @@ def main() -> None:
     if args.run_program:  # child process of part 3
         print(json.dumps(PROGRAMS[args.run_program](Path(args.root), args.epochs, Path(args.out))))
         return
-    if args.recipe:
-        recipe_sweep(Path(args.recipe), args.recipe_size, args.recipe_epochs)
-        return
     steps = args.steps or (3 if args.quick else 10)
-    photos = args.photos or (12 if args.quick else 24)
     epochs = args.epochs or (2 if args.quick else 4)
 
     caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
@@ -423,9 +320,9 @@ def main() -> None:
     if "program" not in args.skip:
         with tempfile.TemporaryDirectory(prefix="segkit-bench-") as temp:
             temp = Path(temp)
-            root = Path(args.data) if args.data else make_photos(temp / "photos", photos)
+            root = Path(args.data) if args.data else bundled("cats", "train")
             n = len(list((root / "JPEGImages").iterdir()))
-            print(f"\nWhole program, {n} photos ({'from ' + str(root) if args.data else 'generated, 400x300 JPEG'}), "
+            print(f"\nWhole program, {n} photos from {root}, "
                   f"{epochs} epoch(s), batch 4, 256x256, each in a fresh process, best of {args.repeats}:", flush=True)
             best: dict[str, tuple[float, dict]] = {}
             for repeat in range(args.repeats):
@@ -437,7 +334,7 @@ def main() -> None:
                         best[name] = (seconds, images)
             labels = {
                 "lesson": "lesson script (fp32, PIL every item, BN in forward, torch.save(model))",
-                "segkit": "segkit train (defaults: 20% held out and validated each epoch)",
+                "segkit": "segkit train (defaults: 10% held out and validated each epoch)",
                 "segkit-all": "segkit train --val-fraction 0 (every photo, no validation: the lesson's job)",
             }
             lesson_seconds, lesson = best["lesson"]

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_train import make_step, time_round_robin  # noqa: E402
 from segkit import model as model_module  # noqa: E402
-from segkit.data import train_transforms  # noqa: E402
+from segkit.transforms import train_transforms  # noqa: E402
 
 BATCH, SIZE = 4, 256
 
@@ -171,7 +171,7 @@ def main() -> None:
     step_ms = fit / BATCH * 1e3
     full = ms_per_photo(train_transforms())
     no_hue = train_transforms()
-    no_hue.color = v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2)  # the default, minus hue
+    no_hue.color = v2.Compose([v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2)])  # the default, minus hue
     reduced = ms_per_photo(no_hue)
     print(f"  train_transforms(): {full:.1f} ms; without hue jitter: {reduced:.1f} ms; the step: {step_ms:.0f} ms "
           f"per photo")

@@ -18,6 +18,24 @@ DEFAULT_IMAGE_SIZE = 192
 FINETUNE_LR = 3e-4
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return int(text)
+
+
+def _fraction(text: str) -> float:
+    if not 0.0 <= float(text) < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return float(text)
+
+
+def _probability(text: str) -> float:
+    if not 0.0 <= float(text) <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return float(text)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_labelme_folder
 
@@ -88,7 +106,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The course's path on the bundled real cats: export, train, evaluate, predict (about 3 minutes on a CPU)."""
     from .checkpoint import load_checkpoint
     from .data import SegmentationFolder, split_folder
-    from .datasets import bundled, shipped_checkpoint
+    from .datasets import shipped_checkpoint
     from .export import export_labelme_folder
     from .files import refuse_non_empty
     from .model import UNet
@@ -96,11 +114,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .train import TrainConfig, evaluate, fit, seed_everything
     from .transforms import train_transforms
 
-    run, started = Path(args.out), time.perf_counter()
+    project, run, started = Path(args.data), Path(args.out), time.perf_counter()
     refuse_non_empty(run, args.overwrite)
-    print("1/4 export the labelme polygons of data/cats to masks")
+    print(f"1/4 export the labelme polygons of {project} to masks")
     for split in ("train", "test"):
-        export_labelme_folder(DATA_DIR / "cats" / split, run / split, DATA_DIR / "cats" / "labels.txt", True, False)
+        report = export_labelme_folder(project / split, run / split, project / "labels.txt", True, False)
+        if not report.ok:
+            print(report.summary())
+            return 1
     print(f"2/4 train a UNet from scratch for at most {args.max_time:g} s")
     seed_everything(0)
     train_set, val_set = split_folder(run / "train", 0.1, 0, train_transforms(), image_size=args.image_size)
@@ -111,7 +132,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     model, _ = load_checkpoint(run / "checkpoints" / "best.pt")
     ours = evaluate(model, SegmentationFolder(run / "test", args.image_size))
     shipped, checkpoint = load_checkpoint(shipped_checkpoint("cats"))
-    theirs = evaluate(shipped, SegmentationFolder(bundled("cats", "test"), checkpoint["image_size"]))
+    theirs = evaluate(shipped, SegmentationFolder(run / "test", checkpoint["image_size"]))
     (run / "metrics.json").write_text(json.dumps({"trained": ours, "shipped": theirs}, indent=2) + "\n")
     print("4/4 predict masks and overlays for the test photos with both models")
     predict_folder(model, run / "test" / "JPEGImages", run / "predictions", args.image_size, overwrite=True, progress=False)
@@ -140,17 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the run folder")
     val = p.add_mutually_exclusive_group()
     val.add_argument("--val-dir", help="a separate VOC folder of validation photos")
-    val.add_argument("--val-fraction", type=float, default=0.1, help="hold out this fraction for validation (0: none)")
+    val.add_argument("--val-fraction", type=_fraction, default=0.1, help="hold out this fraction for validation (0: none)")
     p.add_argument("--init", help="start from this trained checkpoint's weights (fine-tuning)")
     p.add_argument("--resume", help="continue a run from its last.pt")
-    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--epochs", type=_positive_int, default=TrainConfig.epochs)
     p.add_argument("--max-time", type=float, help="stop cleanly after this many seconds")
-    p.add_argument("--image-size", type=int, help=f"the network's input size (default {DEFAULT_IMAGE_SIZE}; "
+    p.add_argument("--image-size", type=_positive_int, help=f"the network's input size (default {DEFAULT_IMAGE_SIZE}; "
                                                   "with --init, the checkpoint's)")
     p.add_argument("--resize", choices=["stretch", "letterbox"], help="default stretch; with --init, the checkpoint's")
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--batch-size", type=_positive_int, default=TrainConfig.batch_size)
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {TrainConfig.lr:g}; with --init {FINETUNE_LR:g})")
-    p.add_argument("--base-features", type=int, default=16, help="UNet width (ignored with --init: the checkpoint's)")
+    p.add_argument("--base-features", type=_positive_int, default=16,
+                   help="UNet width (ignored with --init: the checkpoint's)")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
@@ -162,21 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("checkpoint", help="a .pt file, or a run folder (its best.pt)")
         p.add_argument("data_dir" if name == "evaluate" else "input", help="a VOC folder" if name == "evaluate"
                        else "a photo or a folder of photos")
-        p.add_argument("--threshold", type=float, default=0.5, help="binary models: cat where P(cat) > threshold")
-        p.add_argument("--image-size", type=int, help="the network's input size (default: the checkpoint's)")
+        p.add_argument("--threshold", type=_probability, default=0.5, help="binary models: cat where P(cat) > threshold")
+        p.add_argument("--image-size", type=_positive_int, help="the network's input size (default: the checkpoint's)")
         if name == "predict":
             p.add_argument("--out", required=True)
-            p.add_argument("--alpha", type=float, default=0.3, help="the mask's opacity in the overlay")
+            p.add_argument("--alpha", type=_probability, default=0.3, help="the mask's opacity in the overlay")
             p.add_argument("--overwrite", action="store_true")
             p.add_argument("--quiet", action="store_true")
         p.set_defaults(func=cmd_evaluate if name == "evaluate" else cmd_predict)
 
     p = sub.add_parser("demo", help="export, train (3 minutes), evaluate and predict on the bundled real cats")
+    p.add_argument("--data", default=str(DATA_DIR / "cats"), help="a labelme project with train/, test/, labels.txt")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--max-time", type=float, default=150.0, help="seconds of training")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--image-size", type=int, default=192)
-    p.add_argument("--base-features", type=int, default=16)
+    p.add_argument("--epochs", type=_positive_int, default=TrainConfig.epochs)
+    p.add_argument("--image-size", type=_positive_int, default=DEFAULT_IMAGE_SIZE)
+    p.add_argument("--base-features", type=_positive_int, default=16)
     p.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out folder")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
