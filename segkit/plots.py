@@ -182,6 +182,7 @@ def plot_confusion_matrix(confusion: ConfusionMatrix, class_names: Sequence[str]
     with np.errstate(invalid="ignore"):
         shares = matrix / matrix.sum(axis=1, keepdims=True)
     fig, axes = _figure(1, 1, panel=2.5 + 0.7 * k)
+    fig.set_figwidth(fig.get_figwidth() + 1.5)  # room for the colour bar beside the title
     ax = axes[0, 0]
     ax.set_axis_on()
     fig.colorbar(ax.imshow(shares, cmap="Blues", vmin=0, vmax=1), ax=ax, label="share of the true class's pixels")
