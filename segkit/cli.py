@@ -14,8 +14,8 @@ from pathlib import Path
 from .datasets import DATA_DIR
 from .train import TrainConfig
 
-DEFAULT_IMAGE_SIZE = 192
-FINETUNE_LR = 3e-4
+DEFAULT_IMAGE_SIZE = 128
+FINETUNE_LR = 1e-4
 
 
 def _positive_int(text: str) -> int:
@@ -27,6 +27,12 @@ def _positive_int(text: str) -> int:
 def _fraction(text: str) -> float:
     if not 0.0 <= float(text) < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return float(text)
+
+
+def _zoom(text: str) -> float:
+    if not 0.0 < float(text) <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
     return float(text)
 
 
@@ -57,11 +63,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     sizes = dict(image_size=args.image_size or start.get("image_size") or DEFAULT_IMAGE_SIZE,
                  resize=args.resize or start.get("resize") or "stretch")
     seed_everything(args.seed)  # the model's first weights
+    augment = train_transforms(scale=(args.zoom, 1.0) if args.zoom < 1 else None)
     if args.val_dir:
-        train_set = SegmentationFolder(args.data_dir, transforms=train_transforms(), **sizes)
+        train_set = SegmentationFolder(args.data_dir, transforms=augment, **sizes)
         val_set = SegmentationFolder(args.val_dir, **sizes)
     else:
-        train_set, val_set = split_folder(args.data_dir, args.val_fraction, args.seed, train_transforms(), **sizes)
+        train_set, val_set = split_folder(args.data_dir, args.val_fraction, args.seed, augment, **sizes)
     names = train_set.class_names or ["_background_", "foreground"]
     # Background + one class: one sigmoid channel, as in the lesson. More classes: one channel each.
     model = UNet(**{**architecture, "num_classes": 1 if len(names) == 2 else len(names)})
@@ -173,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help=f"peak learning rate (default {TrainConfig.lr:g}; with --init {FINETUNE_LR:g})")
     p.add_argument("--base-features", type=_positive_int, default=16,
                    help="UNet width (ignored with --init: the checkpoint's)")
+    p.add_argument("--zoom", type=_zoom, default=0.75, help="augmentation: each random crop keeps at least this "
+                   "fraction of the photo's area (1: no zoom)")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")

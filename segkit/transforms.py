@@ -41,7 +41,7 @@ class JointTransforms:
                 + "\n  photo only:     " + "\n                  ".join(steps(self.color)))
 
 
-def train_transforms(hflip: float = 0.5, scale: tuple[float, float] | None = (0.35, 1.0), degrees: float = 10,
+def train_transforms(hflip: float = 0.5, scale: tuple[float, float] | None = (0.75, 1.0), degrees: float = 10,
                      color_jitter: float = 0.2) -> JointTransforms:
     """The training augmentation (set any argument to 0 or None to switch that step off).
 

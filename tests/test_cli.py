@@ -87,7 +87,7 @@ def test_init_fine_tunes_from_a_checkpoint_and_takes_its_architecture(tmp_path, 
                  "--init", str(tmp_path / "first" / "best.pt"), "--quiet"]) == 0
     tuned = torch.load(tmp_path / "tuned" / "last.pt", weights_only=True)
     assert tuned["model_config"] == first["model_config"] and tuned["image_size"] == [48, 48]
-    assert tuned["train_config"]["lr"] == pytest.approx(3e-4)
+    assert tuned["train_config"]["lr"] == pytest.approx(1e-4)
 
 
 def test_init_refuses_a_checkpoint_of_other_classes(tmp_path, capsys):

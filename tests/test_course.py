@@ -176,6 +176,9 @@ def test_build_output_has_no_volatile_metadata(built_once):
         assert "version" not in raw["metadata"]["language_info"]      # ... without its Python version
         assert "widgets" not in raw["metadata"]
         assert all("execution" not in cell["metadata"] for cell in raw["cells"])
+        # The solution said "Python 3"; JupyterLab would rewrite that on opening and mark the file modified.
+        assert raw["metadata"]["kernelspec"] == {"display_name": "Python 3 (ipykernel)", "language": "python",
+                                                 "name": "python3"}
 
 
 def test_build_normalizes_what_changes_from_run_to_run(tmp_path):
@@ -205,6 +208,57 @@ def test_build_normalizes_what_changes_from_run_to_run(tmp_path):
     assert outputs[0].text == "a\nb\n" and dict(outputs[2].data) == {"text/plain": "IntSlider(value=5)"}
     exercise = read(tmp_path / "exercises" / "01_tiny.ipynb")
     assert dict(exercise.cells[1].metadata) == {"keep": True} and exercise.cells[1].outputs == []
+
+
+def _tqdm_bar_state(model_id: str, value: float, total: float, left: str, right: str) -> dict:
+    """The widget state tqdm.notebook leaves behind: an HBox of HTML, FloatProgress, HTML."""
+    parts = {f"{model_id}-left": ("HTMLModel", {"value": left}),
+             f"{model_id}-bar": ("FloatProgressModel", {"value": value, "max": total}),
+             f"{model_id}-right": ("HTMLModel", {"value": right})}
+    state = {key: {"model_name": name, "state": values} for key, (name, values) in parts.items()}
+    state[model_id] = {"model_name": "HBoxModel", "state": {"children": [f"IPY_MODEL_{key}" for key in parts]}}
+    return state
+
+
+def test_build_freezes_progress_bars_at_their_last_text(tmp_path):
+    """A saved progress bar reads as its final state, not "0%"; other widgets keep their text fallback."""
+    notebook = tiny_solution()
+    notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
+        "state": _tqdm_bar_state("b4r", 160, 160, "export: 100%", "160/160 [00:01&lt;00:00, 95.1file/s]"),
+        "version_major": 2, "version_minor": 0}}
+    cell = notebook.cells[1]
+    cell.outputs = [
+        new_output("stream", name="stdout", text="exporting\n"),
+        new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "b4r"},
+                                         "text/plain": "  0%|          | 0/160 [00:00<?, ?file/s]"}),
+        new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "s1d"},
+                                         "text/plain": "IntSlider(value=5)"}),
+    ]
+    cell.execution_count = 1
+    write(notebook, tmp_path / "solutions" / "01_tiny.ipynb")
+    build(tmp_path, execute=False, log=None)
+    solution = read(tmp_path / "solutions" / "01_tiny.ipynb")
+    assert "widgets" not in solution.metadata
+    outputs = [(o.output_type, o.get("name"), o.get("text") or dict(o.data)) for o in solution.cells[1].outputs]
+    assert outputs == [("stream", "stdout", "exporting\n"),
+                       ("stream", "stderr", "export: 100%|██████████|160/160 [00:01<00:00, 95.1file/s]\n"),
+                       ("display_data", None, {"text/plain": "IntSlider(value=5)"})]
+
+
+def test_build_saves_a_progress_bar_that_ran_in_the_kernel_as_its_final_text(tmp_path):
+    notebook = new_notebook(cells=[
+        new_code_cell("from tqdm.notebook import tqdm\nfor _ in tqdm(range(7), desc='steps'):\n    pass"),
+        new_code_cell("def seven():\n    ### BEGIN SOLUTION\n    return 7\n    ### END SOLUTION"),
+    ])
+    write(notebook, tmp_path / "solutions" / "01_bar.ipynb")
+    build(tmp_path, log=None)
+    for folder in ("solutions", "exercises"):
+        saved = read(tmp_path / folder / "01_bar.ipynb")
+        assert "widgets" not in saved.metadata
+        [output] = saved.cells[0].outputs
+        assert (output.output_type, output.name) == ("stream", "stderr")
+        text = output.text.replace("\u2007", " ")  # tqdm.notebook pads its labels with figure spaces
+        assert text.startswith("steps: 100%|██████████| 7/7 [")  # not the "0%" of the bar's first view
 
 
 def test_second_build_changes_nothing(course):
@@ -519,8 +573,9 @@ def test_repository_course_has_enough_exercises_each_followed_by_a_check():
     assert exercises >= 8
 
 
-@pytest.mark.xfail(strict=True, reason="solutions/ still import segkit.checks and lack the UNet.forward and project "
-                                       "exercises; remove this marker when the notebooks are rewritten")
+@pytest.mark.xfail(strict=True, reason="solutions/ lack the project exercise (check_project): a 60 s fine-tune does not "
+                                       "reach PROJECT_GOAL on project_split()'s held-out photos; remove this marker "
+                                       "when solutions/05_project.ipynb is added")
 def test_repository_course_uses_every_check_from_segkit_course():
     sources = "\n".join(cell.source for path in sorted((REPO / "solutions").glob("*.ipynb"))
                         for cell in read(path).cells if cell.cell_type == "code")
