@@ -35,6 +35,8 @@ from .losses import default_loss
 from .metrics import ConfusionMatrix
 from .predict import predict_proba, probabilities_to_mask
 
+LOG_EVERY_S = 5.0  # fit prints an epoch's line at most this often (and always the first and the last)
+
 
 @dataclass
 class TrainConfig:
@@ -49,7 +51,7 @@ class TrainConfig:
     device: str = "auto"              # "auto" (cuda > mps > cpu), "cpu", "cuda", "cuda:1", "mps"
     amp: str = "auto"                 # autocast format: "auto", "bf16", "fp16" or "off" (segkit.device)
     channels_last: bool | str = "auto"
-    progress: bool = True             # a progress bar and one line per epoch
+    progress: bool = True             # a progress bar and epoch lines (at most one per LOG_EVERY_S)
     live_plot: bool = False           # redraw the loss / IoU plot after every epoch (Jupyter)
 
     def __post_init__(self) -> None:
@@ -218,9 +220,11 @@ def fit(model: nn.Module, train_set: SegmentationFolder, val_set: SegmentationFo
                unit="step", mininterval=1.0)
     live = _live_plot() if config.live_plot else None
     if config.progress:
+        steps = f"{len(loader)} step{'' if len(loader) == 1 else 's'} per epoch"
+        budget = f", at most {config.max_time:g} s" if config.max_time else ""
         bar.write(f"Training on {device} ({precision_name(dtype)}{', channels_last' if channels_last else ''}), "
-                  f"{len(train_set)} photos, {len(loader)} steps per epoch" + (f", at most {config.max_time:g} s" if config.max_time else ""))
-    epoch = start
+                  f"{len(train_set)} photos, {steps}{budget}")
+    epoch, last_line = start, -math.inf
     try:
         for epoch in range(start, config.epochs):
             seed_everything(config.seed + epoch)  # the only seed rule: a resumed run repeats the same batches
@@ -235,8 +239,11 @@ def fit(model: nn.Module, train_set: SegmentationFolder, val_set: SegmentationFo
             best = val_set is None or all((row["val_foreground_iou"] or 0) > (r["val_foreground_iou"] or 0) for r in history)
             history.append(row)
             _save_epoch(out_dir, model, optimizer, schedule, config, train_set, history, best)
-            if config.progress:
+            # Epochs of a second would flood a notebook: a line at most every LOG_EVERY_S (history.json keeps all).
+            last_epoch = epoch + 1 == config.epochs or schedule.out_of_time
+            if config.progress and (epoch == start or last_epoch or time.perf_counter() - last_line >= LOG_EVERY_S):
                 bar.write(_format_row(row, config.epochs) + ("  (best)" if best and val_set is not None else ""))
+                last_line = time.perf_counter()
             if live is not None:
                 live.update(history)
             if schedule.out_of_time:

@@ -517,6 +517,14 @@ def test_fit_prints_one_line_per_epoch(tmp_path, binary_root, val_root, capsys):
     assert "epoch   1/2" in text and "epoch   2/2" in text and "val_foreground_iou" in text
 
 
+def test_fit_prints_the_first_and_last_epoch_of_quick_epochs(binary_root, capsys, monkeypatch):
+    monkeypatch.setattr(train_module, "LOG_EVERY_S", 3600.0)
+    history = fit(tiny_unet(), folder(binary_root), None, config(epochs=4, progress=True))
+    err = capsys.readouterr()
+    lines = [line for line in (err.out + err.err).splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/4", "4/4"] and len(history) == 4
+
+
 # ----------------------------------------------------------------------------- fit: the default loss
 
 def first_batch_loss(model: nn.Module, dataset: SegmentationFolder, settings: TrainConfig, loss_fn: nn.Module) -> float:
