@@ -24,8 +24,8 @@ test: $(STAMP)
 
 # Regenerate exercises/ from solutions/ (both re-run and saved with outputs), then check them.
 exercises: $(STAMP)
-	$(VENV)/bin/segkit course build
-	$(VENV)/bin/segkit course check
+	$(VENV)/bin/segkit-course build
+	$(VENV)/bin/segkit-course check
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks

@@ -25,8 +25,11 @@ learner should write is marked as nbgrader marks it::
        then say "not implemented yet") and saves it with its outputs.
 
     The files are deterministic, so a second build changes nothing: cell ids are kept (an
-    exercise cell has its solution cell's id), execution timestamps, the kernel's Python
-    version and widget state are dropped, and consecutive stream outputs are merged.
+    exercise cell has its solution cell's id), execution timestamps and the kernel's Python
+    version are dropped, consecutive stream outputs are merged, and the kernelspec is the one
+    JupyterLab writes (so opening a notebook does not mark it modified). Widgets are frozen
+    (``segkit_course.notebooks.freeze_widgets``): a progress bar is saved as the text of its final
+    state, any other widget as its static fallback, and the widget state is dropped.
 
 ``segkit-course check``
     fails, naming the notebook and the cell, when ``exercises/`` is out of date with
@@ -201,12 +204,24 @@ def make_exercise(solution, where: str = "the notebook"):
 # ----------------------------------------------------------------------------- notebook files
 
 
+_NEEDS_EXTRA = "segkit-course build/check need nbformat and nbclient: pip install -e '.[course]'"
+
+
 def _nbformat():
     try:
         import nbformat
     except ImportError:  # a learner's install without the dev extra
-        raise CourseError("segkit-course build/check need nbformat and nbclient: pip install -e '.[course]'") from None
+        raise CourseError(_NEEDS_EXTRA) from None
     return nbformat
+
+
+def _notebooks():
+    """segkit_course.notebooks (freeze_widgets, KERNELSPEC); it imports nbformat and nbclient."""
+    try:
+        from segkit_course import notebooks
+    except ImportError:
+        raise CourseError(_NEEDS_EXTRA) from None
+    return notebooks
 
 
 def _read(path: Path):
@@ -262,7 +277,9 @@ def _clean_outputs(outputs: list) -> list:
 def _normalize(notebook, name: str) -> None:
     """Make a notebook's JSON depend only on its cells' sources and outputs (see the module docstring)."""
     notebook.nbformat, notebook.nbformat_minor = 4, 5
-    notebook.metadata.pop("widgets", None)
+    notebooks = _notebooks()
+    notebooks.freeze_widgets(notebook)  # progress bars -> their last text; drops the widget state
+    notebook.metadata["kernelspec"] = dict(notebooks.KERNELSPEC)  # what JupyterLab writes on opening
     language = notebook.metadata.get("language_info")
     if language is not None:
         language.pop("version", None)  # the instructor's and CI's Python differ
@@ -305,8 +322,9 @@ def _execute(notebook, folder: Path, where: str, timeout: int, advice: str) -> N
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+    # The widget state is stored so that _normalize can freeze each progress bar at its last text.
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=False,
-                            store_widget_state=False, coalesce_streams=True,
+                            store_widget_state=True, coalesce_streams=True,
                             resources={"metadata": {"path": str(folder)}})
     try:
         # The kernel's own stderr only carries start-up chatter; cell output arrives over ZMQ.

@@ -1228,7 +1228,11 @@ def check_unet_forward(unet_class: Callable) -> CheckResult:
 
 # ----------------------------------------------------------------------------- exercise 11: the project
 
-PROJECT_GOAL = 0.85  # foreground IoU on the held-out photos of data/my_cats that the project must reach
+# Foreground IoU on the 2 held-out photos of data/my_cats that the project must reach. The shipped model scores
+# 0.771 there untouched. Fine-tuned at lr 1e-4 it keeps 0.76 after 20-30 epochs (seeds 0-2) and falls to 0.74
+# after 60; at lr 3e-4 it reaches 0.71, at the from-scratch lr 3e-3 0.52; from scratch, about 0.3. So the goal
+# asks for fine-tuning done with care: it does not pass by returning the untouched model (checked below).
+PROJECT_GOAL = 0.75
 
 
 def project_split() -> tuple:
@@ -1243,6 +1247,20 @@ def project_split() -> tuple:
     return SegmentationFolder(folder, size, stems=stems[:6]), SegmentationFolder(folder, size, stems=stems[6:])
 
 
+def _shipped_state() -> dict:
+    from segkit.checkpoint import read_checkpoint
+    from segkit.datasets import shipped_checkpoint
+
+    return read_checkpoint(shipped_checkpoint("cats"))["model_state"]
+
+
+def _state_equals(model: nn.Module, state: dict) -> bool:
+    own = model.state_dict()
+    return own.keys() == state.keys() and all(
+        own[k].shape == state[k].shape and torch.equal(own[k].detach().cpu().double(), state[k].cpu().double())
+        for k in state)
+
+
 def _project_cases(finetune: Callable, trial: _Trial) -> None:
     from segkit.train import evaluate
 
@@ -1252,6 +1270,9 @@ def _project_cases(finetune: Callable, trial: _Trial) -> None:
     if not isinstance(model, nn.Module):
         raise _Wrong(f"finetune should return the trained model; yours returns a {type(model).__name__}.")
     trial.value = model
+    if _state_equals(model, _shipped_state()):
+        raise _Wrong("your model is the shipped model, untouched: finetune should train it on train_set "
+                     "(fit(..., init=...) starts from the shipped weights).")
     trial.case(f"your model on the {len(held_out)} held-out photos it never saw")
     score = evaluate(model, held_out)["foreground_iou"]
     if score is None or score < PROJECT_GOAL:

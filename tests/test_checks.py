@@ -902,6 +902,7 @@ WRONG_ANSWERS = [
     (check_per_class_iou, per_class_iou_hard_coded_255, "use the ignore_index argument"),
     (check_per_class_iou, per_class_iou_in_place, "changed pred or target in place"),
     pytest.param(check_project, finetune_all_background, f"the goal is {PROJECT_GOAL}", marks=needs_shipped),
+    pytest.param(check_project, finetune_returns_shipped, "the shipped model, untouched", marks=needs_shipped),
     pytest.param(check_project, finetune_returns_history, "should return the trained model; yours returns a list",
                  marks=needs_shipped),
     pytest.param(check_project, finetune_forgets_return, "yours returns a NoneType", marks=needs_shipped),
@@ -990,6 +991,8 @@ def test_project_check_gives_the_learners_model_back_and_judges_it_on_the_held_o
         return model
 
     model = _shipped_model()
+    with torch.no_grad():  # "trained": one weight nudged, so the check judges it by its score
+        next(model.parameters()).view(-1)[0] += 1e-3
     result = check_project(finetune)
     assert result.value is model  # the notebook's next cells use it
     assert seen == [project_split()[0].stems]  # trained on the 6 training photos only

@@ -573,9 +573,6 @@ def test_repository_course_has_enough_exercises_each_followed_by_a_check():
     assert exercises >= 8
 
 
-@pytest.mark.xfail(strict=True, reason="solutions/ lack the project exercise (check_project): a 60 s fine-tune does not "
-                                       "reach PROJECT_GOAL on project_split()'s held-out photos; remove this marker "
-                                       "when solutions/05_project.ipynb is added")
 def test_repository_course_uses_every_check_from_segkit_course():
     sources = "\n".join(cell.source for path in sorted((REPO / "solutions").glob("*.ipynb"))
                         for cell in read(path).cells if cell.cell_type == "code")
