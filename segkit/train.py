@@ -220,10 +220,7 @@ def fit(model: nn.Module, train_set: SegmentationFolder, val_set: SegmentationFo
                unit="step", mininterval=1.0)
     live = _live_plot() if config.live_plot else None
     if config.progress:
-        steps = f"{len(loader)} step{'' if len(loader) == 1 else 's'} per epoch"
-        budget = f", at most {config.max_time:g} s" if config.max_time else ""
-        bar.write(f"Training on {device} ({precision_name(dtype)}{', channels_last' if channels_last else ''}), "
-                  f"{len(train_set)} photos, {steps}{budget}")
+        bar.write(_describe_run(device, dtype, channels_last, len(train_set), len(loader), config.max_time))
     epoch, last_line = start, -math.inf
     try:
         for epoch in range(start, config.epochs):
@@ -269,6 +266,14 @@ def _save_epoch(out_dir: Path | None, model: nn.Module, optimizer: torch.optim.O
         save_checkpoint(out_dir / "best.pt", model, **info)
     with atomic_file(out_dir / "history.json", "w") as file:
         json.dump(history, file, indent=1)
+
+
+def _describe_run(device: torch.device, dtype: torch.dtype | None, channels_last: bool, photos: int, steps: int,
+                  max_time: float | None) -> str:
+    layout = ", channels_last" if channels_last else ""
+    budget = f", at most {max_time:g} s" if max_time else ""
+    return (f"Training on {device} ({precision_name(dtype)}{layout}), {photos} photos, "
+            f"{steps} step{'' if steps == 1 else 's'} per epoch{budget}")
 
 
 def _format_row(row: dict, epochs: int) -> str:
