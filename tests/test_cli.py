@@ -142,6 +142,7 @@ def test_demo_runs_the_whole_path_and_compares_with_the_shipped_model(tmp_path, 
     assert len(list((run / "predictions-shipped").glob("*_overlay.jpg"))) == 2
     printed = capsys.readouterr().out
     assert f"{scores['trained']['foreground_iou']:.3f}" in printed and f"{scores['shipped']['foreground_iou']:.3f}" in printed
+    assert "trained here (2 epochs in " in printed  # the time it took, not the budget it was given
     # The demo never silently reuses (and overwrites) a learner's folder.
     assert main(["demo", "--data", str(project), "--out", str(run)]) == 2
     assert "--overwrite" in capsys.readouterr().err
