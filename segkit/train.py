@@ -35,6 +35,7 @@ from .losses import default_loss
 from .metrics import ConfusionMatrix
 from .predict import predict_proba, probabilities_to_mask
 
+StrPath = str | os.PathLike  # a file or folder name, as a str or a Path
 LOG_EVERY_S = 5.0  # fit prints an epoch's line at most this often (and always the first and the last)
 
 
@@ -168,7 +169,7 @@ def evaluate(model: nn.Module, dataset: SegmentationFolder, threshold: float = 0
     return confusion.summary(names)
 
 
-def resume_training(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer,
+def resume_training(path: StrPath, model: nn.Module, optimizer: torch.optim.Optimizer,
                     schedule: WarmupCosine) -> tuple[int, list[dict]]:
     """Restore model, optimizer and schedule from a last.pt (or a run folder's); returns (epochs done, history so far)."""
     path = Path(path) / "last.pt" if Path(path).is_dir() else path
@@ -187,17 +188,14 @@ def resume_training(path: str | os.PathLike, model: nn.Module, optimizer: torch.
 
 
 def fit(model: nn.Module, train_set: SegmentationFolder, val_set: SegmentationFolder | None = None,
-        config: TrainConfig | None = None, *, out_dir: str | os.PathLike | None = None,
-        resume: str | os.PathLike | None = None, init: str | os.PathLike | None = None,
-        loss_fn: nn.Module | None = None) -> list[dict]:
-    """Train `model` in place and return its history, one dict per epoch.
+        config: TrainConfig | None = None, *, out_dir: StrPath | None = None, resume: StrPath | None = None,
+        init: StrPath | None = None, loss_fn: nn.Module | None = None) -> list[dict]:
+    """Train `model` in place; return its history, a dict per epoch: epoch, train_loss, val_foreground_iou
+    and val_miou (None without val_set), lr, seconds (the whole epoch), images_per_second (training only).
 
-    train_set, val_set: SegmentationFolders (val_set None: no validation, best.pt = last.pt).
-    out_dir: the run folder for last.pt, best.pt and history.json (None: write nothing).
-    resume: a last.pt to continue from. init: a trained checkpoint to start from (fine-tuning).
-    loss_fn: default BCE + Dice for one output channel, cross-entropy + Dice otherwise.
-    History rows: epoch, train_loss, val_foreground_iou and val_miou (None without val_set), lr,
-    seconds (the whole epoch) and images_per_second (training only).
+    val_set None: no validation, and best.pt is the last epoch. out_dir: the run folder for last.pt, best.pt
+    and history.json (None: write nothing). resume: a last.pt to continue from. init: a trained checkpoint
+    to start from (fine-tuning). loss_fn: default BCE + Dice for one output channel, else CE + Dice.
     """
     config = config or TrainConfig()
     device = select_device(config.device)
@@ -205,9 +203,7 @@ def fit(model: nn.Module, train_set: SegmentationFolder, val_set: SegmentationFo
     out_dir = Path(out_dir) if out_dir is not None else None
     if init is not None:
         load_weights_for_finetuning(model, init, train_set.class_names)
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     loss_fn = (loss_fn or default_loss(model.config["num_classes"])).to(device)
     # On a GPU, worker processes prepare the next batches meanwhile; on a CPU they would only compete for its cores.
     workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
@@ -218,7 +214,7 @@ def fit(model: nn.Module, train_set: SegmentationFolder, val_set: SegmentationFo
     start, history = resume_training(resume, model, optimizer, schedule) if resume else (0, [])
     bar = tqdm(total=config.epochs * len(loader), initial=start * len(loader), disable=not config.progress,
                unit="step", mininterval=1.0)
-    live = _live_plot() if config.live_plot else None
+    show_plot = _live_plot(config.live_plot)
     if config.progress:
         bar.write(_describe_run(device, dtype, channels_last, len(train_set), len(loader), config.max_time))
     epoch, last_line = start, -math.inf
@@ -241,8 +237,7 @@ def fit(model: nn.Module, train_set: SegmentationFolder, val_set: SegmentationFo
             if config.progress and (epoch == start or last_epoch or time.perf_counter() - last_line >= LOG_EVERY_S):
                 bar.write(_format_row(row, config.epochs) + ("  (best)" if best and val_set is not None else ""))
                 last_line = time.perf_counter()
-            if live is not None:
-                live.update(history)
+            show_plot(history)
             if schedule.out_of_time:
                 break
     except KeyboardInterrupt:
@@ -283,7 +278,10 @@ def _format_row(row: dict, epochs: int) -> str:
     return text + f"  lr {row['lr']:.1e}  {row['seconds']:.1f} s  {row['images_per_second']:.1f} img/s"
 
 
-def _live_plot():
+def _live_plot(enabled: bool):
+    """A function that redraws the history plot after each epoch (Jupyter), or does nothing."""
+    if not enabled:
+        return lambda history: None
     from .plots import LiveHistory  # matplotlib only when asked for
 
-    return LiveHistory()
+    return LiveHistory().update

@@ -503,10 +503,14 @@ def test_fit_refuses_masks_with_classes_the_model_lacks(multi_root):
 
 
 def test_fit_redraws_the_live_plot_after_every_epoch(binary_root, monkeypatch):
+    import segkit.plots
+
     drawn = []
-    monkeypatch.setattr(train_module, "_live_plot", lambda: SimpleNamespace(update=lambda h: drawn.append(list(h))))
+    monkeypatch.setattr(segkit.plots, "LiveHistory", lambda: SimpleNamespace(update=lambda h: drawn.append(list(h))))
     history = fit(tiny_unet(), folder(binary_root), None, config(epochs=2, live_plot=True))
     assert drawn == [history[:1], history]
+    fit(tiny_unet(), folder(binary_root), None, config(epochs=2, live_plot=False))
+    assert len(drawn) == 2  # no plot unless asked for
 
 
 def test_fit_prints_one_line_per_epoch(tmp_path, binary_root, val_root, capsys):
