@@ -50,9 +50,9 @@ def segkit_run(train: Path, test: Path, budget: float, seed: int, extra: str, wo
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - started
     model, checkpoint = load_checkpoint(run / "best.pt")
-    history = checkpoint["history"]
+    epochs = len(json.loads((run / "history.json").read_text()))  # best.pt's own history stops at its epoch
     scores = evaluate(model, SegmentationFolder(test, checkpoint["image_size"], checkpoint["resize"]))
-    return {"iou": scores["foreground_iou"], "wall_seconds": round(seconds, 1), "epochs": len(history),
+    return {"iou": scores["foreground_iou"], "wall_seconds": round(seconds, 1), "epochs": epochs,
             "best_epoch": checkpoint["epoch"]}
 
 
